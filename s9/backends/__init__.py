@@ -1,0 +1,40 @@
+"""Backends turn a resolved `Job` into an MP4. Each one: `check`, `upload`, `produce`, `cancel_all`, `close`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import InputError
+from ..job import Job
+from ..params import BACKENDS, Settings
+
+
+class Backend(Protocol):
+    name: str
+
+    def check(self) -> None:
+        """Raise `InputError` before any work when the backend cannot run (e.g. no API token)."""
+
+    def upload(self, job: Job) -> str:
+        """Make the first frame available to the model; return the URI that goes into the input."""
+
+    def produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
+        """Write the clip for `api_input` to `dest` (a temp path); raise `GenerationError` on failure."""
+
+    def cancel_all(self) -> None:
+        """Stop everything in flight (Ctrl-C): nothing keeps running or costing money."""
+
+    def close(self) -> None: ...
+
+
+def get_backend(name: str, settings: Settings) -> Backend:
+    if name == "offline":
+        from .offline import OfflineBackend
+
+        return OfflineBackend()
+    if name == "replicate":
+        from .replicate import ReplicateBackend
+
+        return ReplicateBackend(settings)
+    raise InputError(f"unknown backend {name!r} (valid: {', '.join(BACKENDS)})")

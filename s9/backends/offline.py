@@ -1,0 +1,40 @@
+"""The embedded backend: renders a real preview clip from the first frame, no network, no token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import video
+from ..job import Job
+
+# What the debug file shows where the Replicate backend shows the uploaded image URL.
+OFFLINE_URI = "offline"
+
+
+class OfflineBackend:
+    name = "offline"
+
+    def check(self) -> None:
+        return None
+
+    def upload(self, job: Job) -> str:
+        return OFFLINE_URI
+
+    def produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
+        video.render_clip(
+            dest,
+            first_frame=job.first_frame,
+            width=job.width,
+            height=job.height,
+            duration=job.duration,
+            caption=job.scene.audio_dialogue,
+            audio=job.makes_audio,
+            seed=job.fingerprint,  # same inputs -> byte-identical clip, so DVC's cache means something
+        )
+
+    def cancel_all(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

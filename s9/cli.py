@@ -1,0 +1,213 @@
+"""The `s9` command: parses options, calls the library, prints, and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .backends import get_backend
+from .errors import InputError, S9Error
+from .job import Job, build_concept_jobs, build_job
+from .models import ASPECT_RATIOS, MODELS
+from .params import BACKENDS, Settings, load_settings
+from .runner import SceneResult, Summary, check_writable, run_jobs
+from .scenes import load_concept, parse_duration
+
+
+class S9Group(click.Group):
+    """Library errors become one line on stderr and an exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except S9Error as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.secho("interrupted: in-flight work was canceled and no partial clip was kept", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=S9Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="s9")
+def cli() -> None:
+    """Turn a concept's scene prompts and first frames into one video clip per scene."""
+
+
+def _settings_options(func):
+    options = [
+        click.option("--params", "params_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Settings file (default: ./params.yaml when present)."),
+        click.option("--model", type=click.Choice(list(MODELS)), help="Video model (default from params)."),
+        click.option("--aspect-ratio", type=click.Choice(list(ASPECT_RATIOS)), help="Aspect ratio."),
+        click.option("--duration", type=float, help="Seconds; snapped to what the model accepts."),
+        click.option("--backend", type=click.Choice(list(BACKENDS)), help="Where clips are made."),
+        click.option("--batch", help="Batch folder name (default: read off the prompts path, else params)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(params_file: Path | None, model: str | None, aspect_ratio: str | None, backend: str | None,
+              duration: float | None) -> Settings:
+    settings = load_settings(params_file)
+    if duration is not None:
+        parse_duration(duration, "--duration")
+    return settings.with_overrides(video_model=model, aspect_ratio=aspect_ratio, backend=backend)
+
+
+def _warn(jobs: list[Job]) -> None:
+    shown: set[str] = set()
+    for job in jobs:
+        for warning in job.warnings:
+            if warning not in shown:  # the same adjustment for every scene is said once
+                shown.add(warning)
+                click.secho(f"⚠ {warning}", fg="yellow", err=True)
+
+
+class _Progress:
+    """Per-scene lines always; a live bar only when stderr is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = None
+        if sys.stderr.isatty() and total > 1:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=Console(stderr=True), transient=True)
+            self.task = self.bar.add_task("scenes", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()
+
+    def __call__(self, kind: str, result: SceneResult) -> None:
+        if kind != "done":
+            return
+        if self.bar:
+            self.bar.advance(self.task)
+        _print_result(result)
+
+
+def _print_result(result: SceneResult) -> None:
+    if result.ok:
+        assert result.job is not None
+        click.secho(f"✓ Scene {result.scene_number}: {result.job.output} ({result.seconds:.1f}s)", fg="green")
+    else:
+        click.secho(f"✗ Scene {result.scene_number} failed: {result.error}", fg="red", err=True)
+
+
+def _print_summary(summary: Summary, settings: Settings, backend: str) -> None:
+    clips = [f for f in summary.files_written if f.suffix == ".mp4"]
+    debug = [f for f in summary.files_written if f.suffix == ".txt"]
+    minutes = summary.seconds / 60
+    click.echo(f"Parallel workers: {summary.workers}")
+    click.echo(f"Scenes: {len(summary.results)}")
+    click.echo(f"Model: {MODELS[settings.video_model].label}")
+    click.echo(f"Backend: {backend}")
+    click.echo(f"Time: {summary.seconds:.1f} seconds ({minutes:.1f} minutes)")
+    click.echo(f"Files generated: {len(clips) + len(debug)} total")
+    click.echo(f"  - {len(clips)} video clips")
+    click.echo(f"  - {len(debug)} debug prompt files")
+    click.echo(summary.success_rate())
+
+
+def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneResult]) -> Summary:
+    backend = get_backend(settings.backend, settings)
+    backend.check()
+    for folder in {job.output.parent for job in jobs}:
+        check_writable(folder)
+    _warn(jobs)
+    try:
+        with _Progress(len(jobs)) as progress:
+            summary = run_jobs(jobs, backend, workers, progress)
+    finally:
+        backend.close()
+    summary.results = skipped + summary.results
+    summary.results.sort(key=lambda r: r.scene_number)
+    return summary
+
+
+@cli.command()
+@click.argument("scene_prompts_json", type=click.Path(path_type=Path))
+@click.argument("scene_number", type=click.IntRange(min=1))
+@click.argument("first_frame", type=click.Path(path_type=Path))
+@click.argument("output_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@_settings_options
+def clip(scene_prompts_json: Path, scene_number: int, first_frame: Path, output_path: Path | None,
+         params_file: Path | None, model: str | None, aspect_ratio: str | None, duration: float | None,
+         backend: str | None, batch: str | None) -> None:
+    """Generate one scene's clip (and its debug file).
+
+    Without OUTPUT_PATH the clip goes to {outputs}/{batch}/{concept}/{concept}_p{N}_{model_suffix}.mp4.
+    """
+    settings = _settings(params_file, model, aspect_ratio, backend, duration)
+    concept = load_concept(scene_prompts_json)
+    job = build_job(concept, scene_number, first_frame, settings, output=output_path, batch=batch,
+                    duration=duration)
+    if output_path is not None and output_path.suffix.lower() != ".mp4":
+        raise InputError(f"{output_path}: output path must end in .mp4")
+    summary = _run([job], settings, 1, [])
+    if not summary.ok:
+        sys.exit(1)
+
+
+def _scene_list(value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter("expected scene numbers separated by commas, e.g. 1,3") from None
+    if not numbers or min(numbers) < 1:
+        raise click.BadParameter("scene numbers start at 1")
+    return list(dict.fromkeys(numbers))
+
+
+@cli.command()
+@click.argument("scene_prompts_json", type=click.Path(path_type=Path))
+@click.option("--frames", "frames_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder with {concept}_p{N}_first_frame.jpg files (step 8's output).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for this concept's clips (default: {outputs}/{batch}/{concept}).")
+@click.option("--scenes", "scenes", help="Only these scene numbers, e.g. 1,3.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Scenes generated at once (default from params).")
+@_settings_options
+def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, scenes: str | None,
+             workers: int | None, params_file: Path | None, model: str | None, aspect_ratio: str | None,
+             duration: float | None, backend: str | None, batch: str | None) -> None:
+    """Generate every scene of one concept in parallel, then print a summary."""
+    scene_numbers = _scene_list(scenes)
+    settings = _settings(params_file, model, aspect_ratio, backend, duration)
+    concept = load_concept(scene_prompts_json)
+    if not frames_dir.is_dir():
+        raise InputError(f"{frames_dir}: first frames folder not found")
+    jobs, missing = build_concept_jobs(concept, frames_dir, settings, scene_numbers=scene_numbers,
+                                       out_dir=out_dir, batch=batch, duration=duration)
+    skipped = []
+    for number in missing:
+        click.secho(f"✗ Scene {number}: First frame not found, skipping", fg="red", err=True)
+        skipped.append(SceneResult(f"{concept.name} scene {number}", number, ok=False, skipped=True,
+                                   error="First frame not found"))
+    summary = _run(jobs, settings, workers or settings.max_workers, skipped)
+    _print_summary(summary, settings, settings.backend)
+    if not summary.ok:
+        sys.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="s9")
+
+
+if __name__ == "__main__":
+    main()

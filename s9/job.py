@@ -1,0 +1,217 @@
+"""A scene + its first frame + settings + model -> one fully resolved generation request (`Job`).
+
+The fingerprint of everything that shapes a clip is computed here, once: the prediction journal, the
+offline renderer's seed and the debug file all read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .errors import InputError
+from .models import ModelSpec, get_model
+from .params import Settings
+from .scenes import Concept, Scene
+
+# Stands in for the upload URL inside the fingerprint: upload URLs change on every upload.
+IMAGE_PLACEHOLDER = "<first-frame>"
+FIRST_FRAME_PATTERN = "{concept}_p{n}_first_frame.jpg"
+
+
+@dataclass(frozen=True)
+class Job:
+    concept: str
+    batch: str
+    scene: Scene
+    model: ModelSpec
+    prompts_path: Path
+    first_frame: Path
+    first_frame_display: str  # a portable (relative) path for the debug file
+    frame_sha256: str
+    duration: int
+    requested_aspect: str
+    aspect: str  # the model's own aspect value
+    resolution: str
+    generate_audio: bool
+    width: int
+    height: int
+    output: Path
+    warnings: tuple[str, ...]
+    fingerprint: str
+
+    @property
+    def prompt(self) -> str:
+        return self.scene.combined_prompt
+
+    @property
+    def makes_audio(self) -> bool:
+        return self.model.makes_audio(self.generate_audio)
+
+    @property
+    def label(self) -> str:
+        return f"{self.concept} scene {self.scene.number}"
+
+    @property
+    def debug_dir(self) -> Path:
+        return self.output.parent / "debug" / f"scene_{self.scene.number}"
+
+    @property
+    def debug_file(self) -> Path:
+        return self.debug_dir / f"{self.model.debug_prefix}_p{self.scene.number}_prompt.txt"
+
+    @property
+    def error_file(self) -> Path:
+        return self.debug_dir / "error.txt"
+
+    def api_input(self, image: str) -> dict[str, Any]:
+        """The exact input sent to the model, with `image` as the first frame's URI."""
+        return self.model.build_input(
+            prompt=self.prompt,
+            image=image,
+            duration=self.duration,
+            aspect=self.aspect,
+            resolution=self.resolution,
+            generate_audio=self.generate_audio,
+        )
+
+
+def output_name(concept: str, scene_number: int, model: ModelSpec) -> str:
+    return f"{concept}_p{scene_number}_{model.suffix}.mp4"
+
+
+def concept_output_dir(settings: Settings, concept: str, batch: str | None = None) -> Path:
+    return settings.outputs_dir / (batch or settings.batch) / concept
+
+
+def infer_batch(prompts_path: Path, concept: str) -> str | None:
+    """Step 7 writes `…/{batch}/{concept}/{concept}_scene_prompts.json`: read the batch off that layout."""
+    parent = prompts_path.resolve().parent
+    if parent.name == concept and parent.parent.name:
+        return parent.parent.name
+    return None
+
+
+def first_frame_path(frames_dir: Path, concept: str, scene_number: int) -> Path:
+    return frames_dir / FIRST_FRAME_PATTERN.format(concept=concept, n=scene_number)
+
+
+def portable_path(path: Path, prompts_path: Path) -> str:
+    """Relative to the working directory (the repo) when inside it, else to the prompts file."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(os.path.relpath(resolved, prompts_path.resolve().parent)).as_posix()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_image(path: Path, scene_number: int) -> None:
+    """A first frame must exist and decode as an image before anything is sent or written."""
+    if not path.is_file():
+        raise InputError(f"{path}: first frame for scene {scene_number} not found")
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: first frame for scene {scene_number} is not a readable image ({exc})") from None
+
+
+def build_job(
+    concept: Concept,
+    scene_number: int,
+    first_frame: Path,
+    settings: Settings,
+    *,
+    output: Path | None = None,
+    batch: str | None = None,
+    duration: float | None = None,
+) -> Job:
+    """Resolve one scene. `duration` (a command-line override) beats the scene's own, which beats params."""
+    scene = concept.scene(scene_number)
+    model = get_model(settings.video_model)
+    first_frame = Path(first_frame)
+    check_image(first_frame, scene_number)
+    requested = duration or scene.duration_seconds or settings.duration_seconds
+    snapped, duration_warning = model.snap_duration(requested)
+    aspect, aspect_warning = model.api_aspect(settings.aspect_ratio)
+    resolution = settings.resolution if settings.resolution in model.resolutions else model.resolutions[0]
+    width, height = model.frame_size(aspect, resolution)
+    batch = batch or infer_batch(concept.prompts_path, concept.name) or settings.batch
+    if output is None:
+        output = concept_output_dir(settings, concept.name, batch) / output_name(concept.name, scene.number, model)
+    frame_sha = file_sha256(first_frame)
+    job = Job(
+        concept=concept.name,
+        batch=batch,
+        scene=scene,
+        model=model,
+        prompts_path=concept.prompts_path,
+        first_frame=first_frame,
+        first_frame_display=portable_path(first_frame, concept.prompts_path),
+        frame_sha256=frame_sha,
+        duration=snapped,
+        requested_aspect=settings.aspect_ratio,
+        aspect=aspect,
+        resolution=resolution,
+        generate_audio=settings.generate_audio,
+        width=width,
+        height=height,
+        output=Path(output),
+        warnings=tuple(w for w in (duration_warning, aspect_warning) if w),
+        fingerprint="",
+    )
+    return _with_fingerprint(job)
+
+
+def _with_fingerprint(job: Job) -> Job:
+    shaping = {
+        "model": job.model.id,
+        "input": job.api_input(IMAGE_PLACEHOLDER),
+        "first_frame_sha256": job.frame_sha256,
+    }
+    blob = json.dumps(shaping, sort_keys=True, ensure_ascii=False).encode()
+    return replace(job, fingerprint=hashlib.sha256(blob).hexdigest())
+
+
+def build_concept_jobs(
+    concept: Concept,
+    frames_dir: Path,
+    settings: Settings,
+    *,
+    scene_numbers: list[int] | None = None,
+    out_dir: Path | None = None,
+    batch: str | None = None,
+    duration: float | None = None,
+) -> tuple[list[Job], list[int]]:
+    """Jobs for every (or the chosen) scene of a concept, and the scene numbers whose first frame is missing.
+
+    Every other problem (an unreadable frame, a scene not in the file) is an `InputError` raised before any
+    job runs, so bad input never leaves half a batch behind.
+    """
+    numbers = scene_numbers or [s.number for s in concept.scenes]
+    jobs: list[Job] = []
+    missing: list[int] = []
+    for number in numbers:
+        scene = concept.scene(number)
+        frame = first_frame_path(frames_dir, concept.name, number)
+        if not frame.exists():
+            missing.append(number)
+            continue
+        model = get_model(settings.video_model)
+        output = out_dir / output_name(concept.name, scene.number, model) if out_dir else None
+        jobs.append(build_job(concept, number, frame, settings, output=output, batch=batch, duration=duration))
+    return jobs, missing
