@@ -162,7 +162,7 @@ def clip(scene_prompts_json: Path, scene_number: int, first_frame: Path, output_
         sys.exit(1)
 
 
-def _scene_list(value: str | None) -> list[int] | None:
+def _scene_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[int] | None:
     if not value:
         return None
     try:
@@ -180,14 +180,13 @@ def _scene_list(value: str | None) -> list[int] | None:
               help="Folder with {concept}_p{N}_first_frame.jpg files (step 8's output).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for this concept's clips (default: {outputs}/{batch}/{concept}).")
-@click.option("--scenes", "scenes", help="Only these scene numbers, e.g. 1,3.")
+@click.option("--scenes", "scene_numbers", callback=_scene_list, help="Only these scene numbers, e.g. 1,3.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Scenes generated at once (default from params).")
 @_settings_options
-def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, scenes: str | None,
+def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, scene_numbers: list[int] | None,
              workers: int | None, params_file: Path | None, model: str | None, aspect_ratio: str | None,
              duration: float | None, backend: str | None, batch: str | None) -> None:
     """Generate every scene of one concept in parallel, then print a summary."""
-    scene_numbers = _scene_list(scenes)
     settings = _settings(params_file, model, aspect_ratio, backend, duration)
     concept = load_concept(scene_prompts_json)
     if not frames_dir.is_dir():
