@@ -387,6 +387,7 @@ class FakeReplicate:
         self._stats: Counter[str] = Counter()
         self._executor: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
+        self._serving = threading.Event()
 
         self._httpd = _HTTPServer((host, port), _Handler)
         self._httpd.fake = self
@@ -413,20 +414,27 @@ class FakeReplicate:
 
     def start(self) -> FakeReplicate:
         """Serve in a background thread and return self."""
-        self._ensure_executor()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-replicate", daemon=True)
+        # Marked serving before the thread runs so an immediate stop() still shuts it down
+        # (socketserver's shutdown() is safe to call before serve_forever() starts its loop).
+        self._serving.set()
+        self._thread = threading.Thread(target=self.serve_forever, name="fake-replicate", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until ``stop()`` is called from another thread."""
         self._ensure_executor()
-        self._httpd.serve_forever()
+        self._serving.set()
+        try:
+            self._httpd.serve_forever(poll_interval=0.1)
+        finally:
+            self._serving.clear()
 
     def stop(self) -> None:
         """Stop serving, finish or drop pending renders, and delete the temp dir if we made it."""
+        if self._serving.is_set():
+            self._httpd.shutdown()  # returns once serve_forever() has left its loop
         if self._thread is not None:
-            self._httpd.shutdown()
             self._thread.join()
             self._thread = None
         self._httpd.server_close()
@@ -533,7 +541,9 @@ class FakeReplicate:
         flag = self.config.flag_word
         render = {
             "width": width, "height": height, "duration": int(value[spec.duration_field]), "audio": audio,
-            "fps": 24, "first_frame": "upload" if first_frame else "generated",
+            # Where the first frame came from: "file" (our upload), "data" (data: URI) or "generated".
+            "fps": 24, "first_frame": ("data" if image_uri.startswith("data:") else "file") if first_frame
+            else "generated",
         }
         p = _Prediction(
             id=_new_id(), model=model, input=inp, t0=time.monotonic(), latency=self.config.latency,

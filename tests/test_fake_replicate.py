@@ -1,0 +1,494 @@
+"""The fake Replicate server, driven by the REAL `replicate` client over real HTTP(S).
+
+The point of the fake is that code written against Replicate runs unchanged against it, so these tests
+never talk to the server with hand-made requests when the official client can make them; raw httpx is
+only used for what the client hides (response headers, missing auth, /_fake introspection).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+import replicate
+from PIL import Image
+from replicate.exceptions import ModelError, ReplicateError
+from replicate.helpers import FileOutput, transform_output
+
+from s9.fake_replicate import E005, FakeConfig, FakeReplicate, fake_replicate_command
+
+LATENCY = 0.1
+AUTH = {"Authorization": "Bearer test-token"}
+
+
+# -- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeReplicate]:
+    # One server for the module keeps renders cached and the file fast; each test resets the config.
+    with FakeReplicate(config=FakeConfig(latency=LATENCY)) as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _fresh_config(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for var in ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    yield
+    if "server" in request.fixturenames:
+        srv = request.getfixturevalue("server")
+        srv.config = FakeConfig(latency=LATENCY)
+
+
+@pytest.fixture
+def client(server: FakeReplicate) -> replicate.Client:
+    c = replicate.Client(api_token="test-token", base_url=server.base_url)
+    c.poll_interval = 0.05  # the default 0.5 s (REPLICATE_POLL_INTERVAL) would dominate the runtime
+    return c
+
+
+@pytest.fixture
+def jpeg(tmp_path: Path) -> Path:
+    path = tmp_path / "first_frame.jpg"
+    Image.new("RGB", (640, 360), (30, 160, 220)).save(path, quality=90)
+    return path
+
+
+def probe(data: bytes, tmp_path: Path, name: str = "clip.mp4") -> dict:
+    """Size, duration, audio presence and decoded frame count of an MP4, via PyAV."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        return {
+            "width": video.codec_context.width,
+            "height": video.codec_context.height,
+            "duration": float(video.duration * video.time_base),
+            "audio": bool(container.streams.audio),
+            "frames": frames,
+            "codec": video.codec_context.name,
+        }
+
+
+def record(server: FakeReplicate, prediction_id: str) -> dict:
+    return next(p for p in server.predictions() if p["id"] == prediction_id)
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+
+def test_upload_get_and_download_file(server: FakeReplicate, client: replicate.Client, jpeg: Path) -> None:
+    f = client.files.create(jpeg, metadata={"scene": 1})
+    assert f.name == "first_frame.jpg"
+    assert f.content_type == "image/jpeg"
+    assert f.size == jpeg.stat().st_size
+    assert f.metadata == {"scene": 1}
+    assert f.urls["get"] == f"{server.base_url}/v1/files/{f.id}"
+    assert client.files.get(f.id).checksums == f.checksums
+    assert f.id in [x.id for x in client.files.list()]
+    r = httpx.get(f"{f.urls['get']}/download", headers=AUTH)
+    assert r.status_code == 200 and r.content == jpeg.read_bytes()
+    assert client.files.delete(f.id)
+    with pytest.raises(ReplicateError) as err:
+        client.files.get(f.id)
+    assert err.value.status == 404
+
+
+def test_failing_upload_then_recovery(server: FakeReplicate, client: replicate.Client, jpeg: Path) -> None:
+    server.config.fail_uploads = 1
+    with pytest.raises(ReplicateError) as err:
+        client.files.create(jpeg)
+    assert err.value.status == 500  # POST: the client does not retry
+    assert client.files.create(jpeg).size == jpeg.stat().st_size
+
+
+# -- predictions end to end ------------------------------------------------------------------------
+
+CASES = [
+    # model, input (beyond prompt + image), image field, expected (width, height, seconds, audio)
+    ("openai/sora-2", {"seconds": 4, "aspect_ratio": "portrait"}, "input_reference", (720, 1280, 4, False)),
+    ("google/veo-3-fast", {"duration": 4, "aspect_ratio": "1:1", "generate_audio": False}, "image",
+     (720, 720, 4, False)),
+    ("google/veo-3.1-fast", {"duration": 4, "resolution": "1080p"}, "image", (1280, 720, 4, True)),
+]
+
+
+@pytest.mark.parametrize(("model", "extra", "image_field", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_models_render_real_clips(
+    server: FakeReplicate, client: replicate.Client, jpeg: Path, tmp_path: Path,
+    model: str, extra: dict, image_field: str, expected: tuple[int, int, int, bool],
+) -> None:
+    upload = client.files.create(jpeg)
+    inp = {"prompt": f"A lighthouse keeper climbs the stairs ({model})", image_field: upload.urls["get"], **extra}
+    prediction = client.models.predictions.create(model=model, input=inp)
+    assert prediction.status == "starting" and prediction.output is None
+    prediction.wait()
+    assert prediction.status == "succeeded", prediction.error
+    assert prediction.output == f"{server.base_url}/v1/outputs/{prediction.id}.mp4"
+    assert isinstance(prediction.output, str)  # plain http: no FileOutput (see the https test)
+    assert prediction.completed_at and prediction.metrics["predict_time"] >= 0
+
+    r = httpx.get(prediction.output)  # like the real delivery host, outputs need no token
+    assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+    assert int(r.headers["content-length"]) == len(r.content)
+    width, height, seconds, audio = expected
+    info = probe(r.content, tmp_path)
+    assert (info["width"], info["height"], info["audio"], info["codec"]) == (width, height, audio, "h264")
+    assert info["duration"] == pytest.approx(seconds, abs=0.1)
+    assert info["frames"] == seconds * 24
+
+    rec = record(server, prediction.id)
+    assert rec["input"] == inp  # exactly as sent, no defaults filled in
+    assert rec["render"]["first_frame"] == "file"
+    assert rec["status"] == "succeeded"
+
+
+def test_status_goes_starting_processing_succeeded(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.latency = 0.6
+    p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "status walk"})
+    seen = [p.status]
+    while p.status not in ("succeeded", "failed", "canceled"):
+        time.sleep(0.05)
+        p.reload()
+        if p.status != seen[-1]:
+            seen.append(p.status)
+    assert seen == ["starting", "processing", "succeeded"]
+    assert p.started_at and p.completed_at and p.started_at < p.completed_at
+    assert p.logs
+
+
+def test_prefer_wait_blocks_until_done(server: FakeReplicate, client: replicate.Client) -> None:
+    server.reset()
+    p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "blocking"}, wait=30)
+    assert p.status == "succeeded" and p.output  # one request, no polling
+    assert record(server, p.id)["prefer"] == "wait=30"
+    assert server.stats()["by_route"] == {"POST /v1/models/{owner}/{name}/predictions": 1}
+
+
+def test_prefer_wait_times_out_as_starting(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.latency = 3
+    t0 = time.monotonic()
+    p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "too slow"}, wait=1)
+    assert 0.9 <= time.monotonic() - t0 < 2.5
+    # Like the real API: not finished within the wait -> "starting", which replicate.run() relies on.
+    assert p.status == "starting"
+    p.cancel()
+
+
+def test_run_defaults_and_generated_first_frame(server: FakeReplicate, client: replicate.Client,
+                                                tmp_path: Path) -> None:
+    """replicate.run sends `Prefer: wait`; veo defaults are 8 s 16:9 with audio; no image is fine."""
+    out = client.run("google/veo-3-fast", input={"prompt": "defaults only"})
+    assert isinstance(out, str) and out.startswith(f"{server.base_url}/v1/outputs/")
+    info = probe(httpx.get(out).content, tmp_path)
+    assert (info["width"], info["height"], info["audio"]) == (1280, 720, True)
+    assert info["duration"] == pytest.approx(8, abs=0.1)
+    rec = next(p for p in server.predictions() if out.endswith(f"/{p['id']}.mp4"))
+    assert rec["prefer"] == "wait"
+    assert rec["render"]["first_frame"] == "generated"
+
+
+def test_path_and_data_uri_inputs_are_resolved(server: FakeReplicate, client: replicate.Client, jpeg: Path) -> None:
+    # The client uploads a Path itself (files.create) or inlines it with file_encoding_strategy=base64.
+    a = client.models.predictions.create(model="openai/sora-2", input={"prompt": "p", "input_reference": jpeg})
+    b = client.models.predictions.create(model="google/veo-3-fast", file_encoding_strategy="base64",
+                                         input={"prompt": "p", "image": jpeg, "duration": 4})
+    c = client.models.predictions.create(model="google/veo-3-fast",
+                                         input={"prompt": "p", "image": "https://example.com/x.jpg", "duration": 4})
+    assert a.input["input_reference"].startswith(f"{server.base_url}/v1/files/")
+    assert b.input["image"].startswith("data:image/jpeg;base64,")
+    assert [record(server, x.id)["render"]["first_frame"] for x in (a, b, c)] == ["file", "data", "generated"]
+    for x in (a, b, c):
+        x.cancel()
+
+
+@pytest.mark.slow
+def test_many_predictions_all_finish(server: FakeReplicate, client: replicate.Client) -> None:
+    preds = [
+        client.models.predictions.create(model="google/veo-3.1-fast",
+                                         input={"prompt": f"crowd {i % 3}", "duration": 4, "generate_audio": False})
+        for i in range(8)
+    ]
+    for p in preds:
+        p.wait()
+    assert {p.status for p in preds} == {"succeeded"}
+    # Identical inputs share one render.
+    assert len({httpx.get(p.output).content for p in preds}) == 3
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+def test_missing_or_wrong_token_is_401(server: FakeReplicate) -> None:
+    url = f"{server.base_url}/v1/models/openai/sora-2/predictions"
+    r = httpx.post(url, json={"input": {"prompt": "x"}})
+    assert r.status_code == 401 and r.json()["detail"] == "Unauthenticated"
+    assert httpx.post(url, json={"input": {"prompt": "x"}}, headers={"Authorization": "Bearer"}).status_code == 401
+    server.config.expected_token = "right"
+    with pytest.raises(ReplicateError) as err:
+        replicate.Client(api_token="wrong", base_url=server.base_url).files.list()
+    assert err.value.status == 401
+    assert replicate.Client(api_token="right", base_url=server.base_url).files.list() is not None
+
+
+def test_unknown_model_is_404(client: replicate.Client) -> None:
+    with pytest.raises(ReplicateError) as err:
+        client.models.predictions.create(model="acme/not-a-model", input={"prompt": "x"})
+    assert err.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("model", "inp", "field"),
+    [
+        ("google/veo-3-fast", {"prompt": "x", "duration": 5}, "duration"),
+        ("google/veo-3-fast", {"prompt": "x", "duration": "8"}, "duration"),
+        ("google/veo-3.1-fast", {"prompt": "x", "aspect_ratio": "4:3"}, "aspect_ratio"),
+        ("google/veo-3.1-fast", {"prompt": "x", "generate_audio": "yes"}, "generate_audio"),
+        ("google/veo-3-fast", {"prompt": "x", "image": "not a uri"}, "image"),
+        ("openai/sora-2", {"prompt": "x", "aspect_ratio": "16:9"}, "aspect_ratio"),
+        ("openai/sora-2", {"prompt": "x", "seconds": 6}, "seconds"),
+        ("openai/sora-2", {"prompt": "x", "duration": 4}, "duration"),  # veo's field, unknown to sora
+        ("openai/sora-2", {"prompt": "x", "generate_audio": False}, "generate_audio"),
+        ("google/veo-3-fast", {"duration": 4}, "prompt"),
+    ],
+)
+def test_invalid_input_is_422_naming_the_field(client: replicate.Client, model: str, inp: dict, field: str) -> None:
+    with pytest.raises(ReplicateError) as err:
+        client.models.predictions.create(model=model, input=inp)
+    assert err.value.status == 422
+    assert field in err.value.detail
+    assert err.value.title == "Input validation failed"
+
+
+def test_rate_limited_create_is_429_with_retry_after(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.rate_limit_creates = 1
+    server.config.retry_after = 7
+    with pytest.raises(ReplicateError) as err:  # the client never retries POSTs
+        client.models.predictions.create(model="openai/sora-2", input={"prompt": "x"})
+    assert err.value.status == 429 and "throttled" in err.value.detail
+    server.config.rate_limit_creates = 1
+    r = httpx.post(f"{server.base_url}/v1/models/openai/sora-2/predictions", headers=AUTH,
+                   json={"input": {"prompt": "x"}})
+    assert r.status_code == 429 and r.headers["retry-after"] == "7"
+    p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "x"})
+    assert p.status == "starting"
+    p.cancel()
+
+
+def test_server_error_on_create_is_not_retried(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.server_error_creates = 1
+    server.reset()
+    with pytest.raises(ReplicateError) as err:
+        client.models.predictions.create(model="openai/sora-2", input={"prompt": "x"})
+    assert err.value.status == 503
+    assert [r["status"] for r in server.requests()] == [503]
+
+
+def test_503_on_get_is_retried_by_the_client(server: FakeReplicate, client: replicate.Client) -> None:
+    p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "retry me"})
+    server.reset()
+    server.config.server_error_gets = 2
+    p.wait()
+    assert p.status == "succeeded"
+    statuses = [r["status"] for r in server.requests() if r["route"] == "/v1/predictions/{id}"]
+    assert statuses[:3] == [503, 503, 200]
+    assert server.stats()["by_route"]["GET /v1/predictions/{id}"] == len(statuses)
+
+
+def test_flagged_prompt_fails_with_e005(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.flag_word = "forbidden"
+    p = client.models.predictions.create(model="google/veo-3-fast", input={"prompt": "A FORBIDDEN door"})
+    p.wait()
+    assert p.status == "failed" and p.output is None
+    assert p.error == E005
+    with pytest.raises(ModelError) as err:
+        client.run("openai/sora-2", input={"prompt": "the Forbidden city"})
+    assert str(err.value) == E005
+
+
+def test_unreadable_image_fails_the_prediction(client: replicate.Client, tmp_path: Path) -> None:
+    bogus = tmp_path / "not_an_image.jpg"
+    bogus.write_bytes(b"plain text, not a JPEG")
+    p = client.models.predictions.create(model="openai/sora-2",
+                                         input={"prompt": "broken frame", "input_reference": bogus})
+    p.wait()
+    assert p.status == "failed" and p.output is None
+    assert "not a readable image" in p.error
+
+
+def test_cancel(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.latency = 5
+    p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "cancel me"})
+    p.cancel()
+    assert p.status == "canceled"
+    assert client.predictions.get(p.id).status == "canceled"
+    assert client.predictions.cancel(p.id).status == "canceled"  # cancelling again is harmless
+    assert httpx.get(f"{server.base_url}/v1/outputs/{p.id}.mp4").status_code == 404
+    assert record(server, p.id)["status"] == "canceled"
+
+
+def test_truncated_download_is_detectably_short(server: FakeReplicate, client: replicate.Client,
+                                                tmp_path: Path) -> None:
+    from s9.errors import GenerationError
+    from s9.video import probe as s9_probe
+
+    url = client.run("openai/sora-2", input={"prompt": "truncate"})
+    server.config.truncate_downloads = 1
+    short = httpx.get(url)
+    full = httpx.get(url)
+    # Default "short" mode: a clean HTTP response whose Content-Length matches the half sent.
+    assert short.status_code == 200 and len(short.content) == len(full.content) // 2
+    assert int(short.headers["content-length"]) == len(short.content)
+    assert probe(full.content, tmp_path, "full.mp4")["frames"] == 4 * 24
+    # Only checking the file catches it: PyAV either fails to open it or finds frames missing.
+    try:
+        info = probe(short.content, tmp_path, "short.mp4")
+    except (av.FFmpegError, IndexError):
+        pass
+    else:
+        assert info["frames"] < 4 * 24
+    (tmp_path / "short.mp4").write_bytes(short.content)
+    with pytest.raises(GenerationError, match="truncated|not a readable|corrupt"):
+        s9_probe(tmp_path / "short.mp4")
+
+    # "abort" mode promises the full length and hangs up: the HTTP layer itself raises.
+    server.config.update({"truncate_downloads": 1, "truncate_mode": "abort"})
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(url)
+    assert httpx.get(url).content == full.content
+
+
+# -- https: FileOutput -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    d = tmp_path_factory.mktemp("tls")
+    paths = {"ca": d / "ca.pem", "cert": d / "cert.pem", "key": d / "key.pem"}
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    cert.private_key_pem.write_to_path(str(paths["key"]))
+    return paths
+
+
+def test_https_gives_file_output(tls: dict[str, Path], jpeg: Path, monkeypatch: pytest.MonkeyPatch,
+                                 tmp_path: Path) -> None:
+    with FakeReplicate(config=FakeConfig(latency=LATENCY), certfile=tls["cert"], keyfile=tls["key"]) as srv:
+        assert srv.base_url.startswith("https://127.0.0.1:")
+        # httpx (and so the client) trusts SSL_CERT_FILE when it builds its transport.
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls["ca"]))
+        monkeypatch.setenv("REPLICATE_BASE_URL", srv.base_url)  # honoured when base_url isn't passed
+        client = replicate.Client(api_token="test-token")
+        client.poll_interval = 0.05
+        upload = client.files.create(jpeg)
+        assert upload.urls["get"].startswith("https://")
+        out = client.run("google/veo-3-fast",
+                         input={"prompt": "tls", "image": upload.urls["get"], "duration": 4, "generate_audio": False})
+        assert isinstance(out, FileOutput)
+        assert out.url.startswith(f"{srv.base_url}/v1/outputs/")
+        info = probe(out.read(), tmp_path)
+        assert (info["width"], info["height"], info["audio"]) == (1280, 720, False)
+
+        p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "tls poll"})
+        p.wait()
+        assert isinstance(p.output, str)  # predictions keep the raw URL...
+        assert isinstance(transform_output(p.output, client), FileOutput)  # ...run() transforms it
+
+        # Without SSL_CERT_FILE: give the client a transport that trusts the CA. Note that `verify=`
+        # passed to replicate.Client does NOT work, because the client always supplies its own transport.
+        monkeypatch.delenv("SSL_CERT_FILE")
+        ctx = ssl.create_default_context(cafile=str(tls["ca"]))
+        ok = replicate.Client(api_token="t", base_url=srv.base_url, transport=httpx.HTTPTransport(verify=ctx))
+        assert ok.predictions.get(p.id).status == "succeeded"
+        ignored = replicate.Client(api_token="t", base_url=srv.base_url, verify=ctx)
+        with pytest.raises(httpx.ConnectError):
+            ignored.predictions.get(p.id)
+
+
+# -- /_fake introspection and config ---------------------------------------------------------------
+
+
+def test_fake_endpoints(server: FakeReplicate, client: replicate.Client) -> None:
+    base = server.base_url
+    assert httpx.post(f"{base}/_fake/reset").json() == {"ok": True}
+    assert httpx.get(f"{base}/_fake/stats").json() == {"total": 0, "by_route": {}}
+    r = httpx.post(f"{base}/_fake/config", json={"latency": 0, "flag_word": "nope", "expected_token": "s3"})
+    assert r.status_code == 200 and r.json()["latency"] == 0 and r.json()["expected_token"] == "***"
+    assert server.config.flag_word == "nope" and server.config.expected_token == "s3"
+    assert httpx.get(f"{base}/_fake/config").json()["flag_word"] == "nope"
+    assert httpx.post(f"{base}/_fake/config", json={"nonsense": 1}).status_code == 400
+    assert httpx.post(f"{base}/_fake/config", json={"latency": "slow"}).status_code == 400
+    httpx.post(f"{base}/_fake/config", json={"expected_token": None})
+
+    p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "introspect"}, wait=10)
+    reqs = httpx.get(f"{base}/_fake/requests").json()
+    assert [(r["method"], r["path"], r["status"]) for r in reqs] == [
+        ("POST", "/v1/models/openai/sora-2/predictions", 201)
+    ]
+    assert all("authorization" not in str(r).lower() and "test-token" not in str(r) for r in reqs)
+    preds = httpx.get(f"{base}/_fake/predictions").json()
+    assert any(x["id"] == p.id and x["status"] == "succeeded" for x in preds)
+    assert httpx.get(f"{base}/_fake/stats").json()["total"] == 1
+
+
+def test_module_imports_without_rendering_or_model_code() -> None:
+    # Independent of s9's specs/backends, and importable even where s9.video can't be.
+    code = (
+        "import sys, s9; before = set(sys.modules); import s9.fake_replicate; "
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith('s9.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['s9.fake_replicate']"
+
+
+def test_serve_forever_in_own_thread(tmp_path: Path) -> None:
+    srv = FakeReplicate(workdir=tmp_path / "wd")
+    t = threading.Thread(target=srv.serve_forever)
+    t.start()
+    try:
+        assert httpx.get(f"{srv.base_url}/_fake/stats").status_code == 200
+    finally:
+        srv.stop()  # the GET above proves the loop is running
+        t.join(timeout=5)
+    assert not t.is_alive()
+    assert (tmp_path / "wd").is_dir()  # a workdir we were given is left alone
+
+
+def test_cli_prints_base_url_and_stops_on_sigterm(tmp_path: Path) -> None:
+    assert fake_replicate_command.name == "fake-replicate"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s9.fake_replicate", "--port", "0", "--latency", "0", "--flag-word", "bad",
+         "--workdir", str(tmp_path / "wd"), "-v"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("REPLICATE_BASE_URL=http://127.0.0.1:")
+        base = line.split("=", 1)[1]
+        assert httpx.get(f"{base}/_fake/config").json()["flag_word"] == "bad"
+        r = httpx.get(f"{base}/v1/predictions/nope", headers={"Authorization": "Bearer sekrit-token"})
+        assert r.status_code == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        stderr = proc.stderr.read()
+        assert "/v1/predictions/nope" in stderr and "sekrit" not in stderr  # request line, never headers
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
