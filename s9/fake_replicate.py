@@ -653,6 +653,11 @@ class FakeReplicate:
             p.started_at = p.started_at or _now()
             p.completed_at = _now()
             p.logs += "Prediction canceled.\n"
+            # Drop a queued render nobody else is waiting for, so cancel-heavy runs don't queue waste.
+            job = p.job
+            shared = any(q is not p and q.job is job and q.status != "canceled" for q in self._predictions.values())
+            if job is not None and not shared and job.cancel():
+                self._renders = {k: v for k, v in self._renders.items() if v is not job}
         self._notify()
 
 
@@ -990,7 +995,8 @@ _TITLES = {
 @click.option("--server-error-gets", default=0, type=int, help="Answer the next N prediction GETs with 503.")
 @click.option("--fail-uploads", default=0, type=int, help="Answer the next N uploads with 500.")
 @click.option("--truncate-downloads", default=0, type=int, help="Send only half of the next N clips.")
-@click.option("--truncate-mode", type=click.Choice(["short", "abort"]), default="short", show_default=True)
+@click.option("--truncate-mode", type=click.Choice(["short", "abort"]), default="short", show_default=True,
+              help="short: honest half-length response; abort: full Content-Length, then hang up.")
 @click.option("--render-workers", default=2, type=int, show_default=True, help="Clips rendered in parallel.")
 @click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="Serve https with this cert.")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="Private key for --certfile.")
