@@ -1,0 +1,179 @@
+"""The prediction journal: every paid prediction is written down the moment it exists, keyed by job fingerprint.
+
+A later run (after a crash, `kill -9`, a failed download) finds the prediction here and resumes it instead of
+paying for a new one. Layout, in the working directory::
+
+    .s9/journal/<fingerprint>.json   one small JSON object per clip, replaced atomically (temp + os.replace)
+    .s9/journal/<fingerprint>.lock   flock(2) target held around "look up or create"
+
+One file per fingerprint keeps concurrent writers (threads and processes) out of each other's way; the lock
+makes "two runs generating the same clip" create one prediction. Never stores the API token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ROOT = Path(".s9") / "journal"
+
+#: Prediction states as Replicate names them, plus "expired" (output gone; a new prediction is needed).
+ACTIVE_STATES = frozenset({"starting", "processing", "succeeded"})
+DEAD_STATES = frozenset({"failed", "canceled", "expired"})
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    prediction_id: str
+    model: str
+    state: str  # starting | processing | succeeded | failed | canceled | expired
+    created_at: float  # epoch seconds when the prediction was created (the timeout counts from here)
+    updated_at: float
+    output_url: str | None = None
+    error: str | None = None
+    label: str | None = None  # "concept scene N", for a person reading the folder
+
+    @property
+    def resumable(self) -> bool:
+        """Worth polling/downloading again rather than paying for a new prediction."""
+        return self.state in ACTIVE_STATES
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JournalEntry:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class Journal:
+    """Thread- and process-safe store of `JournalEntry` by fingerprint under `root`."""
+
+    def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
+        # Absolute now, so a later chdir can't split one run's journal in two.
+        self.root = Path(root).absolute()
+        self._guard = threading.Lock()
+        self._locks: dict[str, _FileLock] = {}
+
+    # -- paths --------------------------------------------------------------------------------------
+    def path(self, fingerprint: str) -> Path:
+        return self.root / f"{_check(fingerprint)}.json"
+
+    def _lock_path(self, fingerprint: str) -> Path:
+        return self.root / f"{_check(fingerprint)}.lock"
+
+    # -- reading ------------------------------------------------------------------------------------
+    def get(self, fingerprint: str) -> JournalEntry | None:
+        """The entry for a fingerprint, or None (also for an unreadable file: it can't be trusted)."""
+        try:
+            data = json.loads(self.path(fingerprint).read_text(encoding="utf-8"))
+            return JournalEntry.from_json(data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def entries(self) -> dict[str, JournalEntry]:
+        """Every readable entry, by fingerprint."""
+        out: dict[str, JournalEntry] = {}
+        if not self.root.is_dir():
+            return out
+        for path in sorted(self.root.glob("*.json")):
+            entry = self.get(path.stem) if _FINGERPRINT.fullmatch(path.stem) else None
+            if entry is not None:
+                out[path.stem] = entry
+        return out
+
+    # -- writing ------------------------------------------------------------------------------------
+    def record(self, fingerprint: str, entry: JournalEntry) -> JournalEntry:
+        """Write (or overwrite) the entry for a fingerprint, atomically."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.path(fingerprint)
+        blob = json.dumps({"fingerprint": fingerprint, **entry.to_json()}, indent=2, sort_keys=True) + "\n"
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(blob)
+                handle.flush()
+                os.fsync(handle.fileno())  # the id is what saves money after a crash: make it durable
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return entry
+
+    def update(self, fingerprint: str, **changes: Any) -> JournalEntry | None:
+        """Change some fields of an existing entry (under its lock); None when there is no entry."""
+        with self.lock(fingerprint):
+            current = self.get(fingerprint)
+            if current is None:
+                return None
+            return self.record(fingerprint, replace(current, updated_at=time.time(), **changes))
+
+    # -- locking ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, fingerprint: str) -> Iterator[None]:
+        """Exclusive per-fingerprint lock across threads and processes; re-entrant within a thread."""
+        key = _check(fingerprint)
+        with self._guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = _FileLock(self._lock_path(key))
+        with lock:
+            yield
+
+
+class _FileLock:
+    """An RLock for this process's threads plus flock(2) for other processes (flock alone would not be
+    re-entrant, and two fds of one process on the same file would deadlock each other)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._rlock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._rlock.acquire()
+        try:
+            if self._depth == 0:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self._fd = fd
+            self._depth += 1
+        except BaseException:
+            self._rlock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fd, self._fd = self._fd, None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+        finally:
+            self._rlock.release()
+
+
+def _check(fingerprint: str) -> str:
+    # Fingerprints become file names: only hex digests, never a path.
+    if not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
+        raise ValueError(f"not a fingerprint: {fingerprint!r}")
+    return fingerprint
