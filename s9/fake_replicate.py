@@ -726,7 +726,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes = b"", content_type: str = "application/json",
               headers: dict[str, str] | None = None, length: int | None = None) -> None:
-        self._status = status
+        if self._route is not None:
+            # Record before the client can see the response, so a test reading the log right after
+            # a request always finds it there.
+            self.fake._record(self.command, self.path, self._route, status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -756,7 +759,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        self._status = 0
+        self._route: str | None = None
         body = self._read_body()  # always drain the body, or keep-alive would desync on early errors
         path = urlsplit(self.path).path.rstrip("/") or "/"
         if path.startswith("/_fake/") or path == "/_fake":
@@ -768,6 +771,7 @@ class _Handler(BaseHTTPRequestHandler):
             if m:
                 route, params = template, m.groupdict()
                 break
+        self._route = route
         try:
             if path.startswith("/v1/") and (route != "/v1/outputs/{id}.mp4" or self.fake.config.auth_outputs):
                 self._check_auth()
@@ -783,8 +787,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(500, {"title": "Internal Server Error", "detail": f"fake server error: {exc}",
                              "status": 500})
             raise
-        finally:
-            self.fake._record(self.command, self.path, route, self._status)
 
     def _check_auth(self) -> None:
         # Never log or store the header: it may hold a real token by mistake.
