@@ -21,6 +21,9 @@ Differences from the real service worth knowing:
   Like the real delivery host they need no token (set ``auth_outputs`` to require one).
 * Over plain ``http`` the client leaves output URLs as ``str`` (``helpers.transform_output`` only wraps
   ``https:``/``data:`` URLs in ``FileOutput``); start the server with a certificate to get ``FileOutput``.
+  The client trusts it via ``SSL_CERT_FILE=<ca.pem>`` (httpx reads it when the client builds its
+  transport) or ``replicate.Client(transport=httpx.HTTPTransport(verify=ssl_context))``; a plain
+  ``verify=`` kwarg is silently ignored because the client always passes its own transport.
 * Unknown input fields are rejected with 422 (the schemas are closed), which is stricter than some models.
 """
 
