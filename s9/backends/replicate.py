@@ -419,7 +419,9 @@ class ReplicateBackend:
                 if self._canceled.wait(min(p.backoff_max, p.backoff_base * attempt) * random.uniform(0.5, 1.0)):
                     self._check_canceled()
                 continue
+            form = "fileoutput" if isinstance(item, FileOutput) else "url" if isinstance(item, str) else "chunks"
             self._count("downloads")
+            self._count(f"downloads_{form}")  # which output form the client gave us
             self._count("bytes", size)
             if url is not None:
                 self._journal_set(job.fingerprint, pid, state="succeeded", output_url=url)

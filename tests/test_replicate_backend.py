@@ -1,0 +1,499 @@
+"""The Replicate backend end to end: the real `replicate` client over real HTTP(S) against `FakeReplicate`.
+
+Nothing of ours is mocked: jobs go through `s9.runner` (or the `s9` CLI, in process or as a subprocess),
+clips are real MP4s checked with PyAV, and every claim about requests is read off the server's own log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from s9.backends import get_backend
+from s9.backends.replicate import NO_TOKEN, Policy, ReplicateBackend, resolve_credentials
+from s9.cli import cli
+from s9.errors import GenerationError, InputError
+from s9.fake_replicate import E005, FakeConfig, FakeReplicate
+from s9.job import Job, build_concept_jobs
+from s9.journal import Journal
+from s9.params import Settings
+from s9.runner import run_job, run_jobs
+from s9.scenes import load_concept
+from s9.video import probe, verify
+from tests.conftest import make_concept
+
+TOKEN = "r8_S9TestToken_never_written_7c1e9a"
+LATENCY = 0.2
+CREATE = "POST /v1/models/{owner}/{name}/predictions"
+GET = "GET /v1/predictions/{id}"
+CANCEL = "POST /v1/predictions/{id}/cancel"
+UPLOAD = "POST /v1/files"
+OUTPUT = "GET /v1/outputs/{id}.mp4"
+# Quick polling and backoff so in-process tests spend their time rendering, not sleeping.
+FAST = Policy(poll_initial=0.05, poll_factor=1.5, poll_max=0.25, backoff_base=0.05, backoff_max=2.0, attempts=4)
+S9 = [sys.executable, "-m", "s9.cli"]
+
+
+# -- fixtures and helpers --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    d = tmp_path_factory.mktemp("tls")
+    paths = {"ca": d / "ca.pem", "cert": d / "cert.pem", "key": d / "key.pem"}
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    cert.private_key_pem.write_to_path(str(paths["key"]))
+    return paths
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, **kwargs) -> Iterator[FakeReplicate]:
+    with FakeReplicate(config=FakeConfig(latency=LATENCY), **kwargs) as srv:
+        monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+        monkeypatch.setenv("REPLICATE_BASE_URL", srv.base_url)
+        monkeypatch.setenv("REPLICATE_POLL_INTERVAL", "0.1")  # the CLI's backend starts polling at this
+        yield srv
+
+
+@pytest.fixture
+def server(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReplicate]:
+    """Plain http: the client hands output URLs over as `str`."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    yield from _serve(monkeypatch)
+
+
+@pytest.fixture
+def tls_server(workdir: Path, monkeypatch: pytest.MonkeyPatch, tls: dict[str, Path]) -> Iterator[FakeReplicate]:
+    """https with a trustme CA that httpx trusts through SSL_CERT_FILE: outputs arrive as `FileOutput`."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls["ca"]))
+    yield from _serve(monkeypatch, certfile=tls["cert"], keyfile=tls["key"])
+
+
+def settings(**overrides) -> Settings:
+    # 1:1 keeps the fake's renders at 720x720, the cheapest size.
+    return Settings(**{"backend": "replicate", "aspect_ratio": "1:1", "duration_seconds": 4, **overrides})
+
+
+def scenes(n: int = 3, flagged: tuple[int, ...] = ()) -> list[dict]:
+    return [
+        {
+            "scene_number": i,
+            "video_prompt": f"Scene {i}: a lighthouse at dusk{' with forbiddenword' if i in flagged else ''}.",
+            "audio_background": "Waves.",
+            "audio_dialogue": f'Keeper: "Light {i}."',
+            "duration_seconds": 4,
+        }
+        for i in range(1, n + 1)
+    ]
+
+
+def jobs_for(root: Path, s: Settings, **concept_kwargs) -> list[Job]:
+    prompts, frames = make_concept(root, **concept_kwargs)
+    jobs, missing = build_concept_jobs(load_concept(prompts), frames, s)
+    assert not missing
+    return jobs
+
+
+def backend(s: Settings, policy: Policy = FAST, **kwargs) -> ReplicateBackend:
+    b = ReplicateBackend(s, policy=policy, **kwargs)
+    b.check()
+    return b
+
+
+def hits(srv: FakeReplicate, route: str, status: int | None = None) -> int:
+    """Requests the server saw for "METHOD route-template" (optionally with one status)."""
+    return sum(1 for r in srv.requests() if f"{r['method']} {r['route']}" == route
+               and (status is None or r["status"] == status))
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def check_clip(job: Job) -> None:
+    info = verify(job.output, duration=job.duration, audio=job.makes_audio, width=job.width, height=job.height)
+    assert info.video_codec == "h264"
+
+
+# -- models end to end -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "aspect", "scheme"),
+    [
+        ("openai/sora-2", "16:9", "https"),
+        ("google/veo-3-fast", "1:1", "http"),
+        ("google/veo-3.1-fast", "1:1", "https"),
+    ],
+)
+def test_each_model_end_to_end_with_exact_payload(
+    model: str, aspect: str, scheme: str, request: pytest.FixtureRequest, workdir: Path
+) -> None:
+    srv: FakeReplicate = request.getfixturevalue("tls_server" if scheme == "https" else "server")
+    s = settings(video_model=model, aspect_ratio=aspect)
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    b = backend(s)
+    written = run_job(job, b)
+    b.close()
+
+    assert written == [job.debug_file, job.output]
+    check_clip(job)
+    [record] = srv.predictions()
+    [upload] = [r for r in srv.requests() if r["route"] == "/v1/files"]
+    image_url = record["input"][job.model.image_field]
+    assert image_url.startswith(f"{srv.base_url}/v1/files/")
+    # Exactly the payload the job describes, with the uploaded file's URL as the first frame.
+    assert record["model"] == model
+    assert record["input"] == job.api_input(image_url)
+    assert record["prefer"] is None  # never Prefer: wait -- the id must be journaled before any waiting
+    assert record["render"]["first_frame"] == "file"  # the fake resolved our upload, not a placeholder
+    assert upload["status"] == 201
+    debug = job.debug_file.read_text()
+    assert f"First Frame Image URI: {image_url}" in debug
+    assert json.dumps(record["input"], indent=2, ensure_ascii=False) in debug
+    # https gives the client's FileOutput, http a plain str URL: both forms are saved.
+    assert b.stats["downloads_fileoutput" if scheme == "https" else "downloads_url"] == 1
+    entry = Journal().get(job.fingerprint)
+    assert entry is not None and (entry.prediction_id, entry.state) == (record["id"], "succeeded")
+
+
+def test_upload_once_per_distinct_image(server: FakeReplicate, workdir: Path) -> None:
+    s = settings()
+    prompts, frames = make_concept(workdir)
+    # Scenes 1 and 2 share one first frame (same bytes); scene 3 has its own.
+    (frames / "tiny_p2_first_frame.jpg").write_bytes((frames / "tiny_p1_first_frame.jpg").read_bytes())
+    jobs, _ = build_concept_jobs(load_concept(prompts), frames, s)
+    b = backend(s)
+    summary = run_jobs(jobs, b, workers=3)
+    assert summary.ok, [r.error for r in summary.results]
+    assert hits(server, UPLOAD) == 2
+    images = {p["input"]["prompt"].split(":")[0]: p["input"]["image"] for p in server.predictions()}
+    assert images["Scene 1"] == images["Scene 2"] != images["Scene 3"]
+
+
+# -- faults ----------------------------------------------------------------------------------------
+
+
+def test_rate_limited_create_waits_retry_after_then_succeeds(server: FakeReplicate, workdir: Path) -> None:
+    server.config.rate_limit_creates = 1
+    server.config.retry_after = 1.0
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    b = backend(s)
+    run_job(job, b)
+    check_clip(job)
+    creates = [r for r in server.requests() if f"{r['method']} {r['route']}" == CREATE]
+    assert [r["status"] for r in creates] == [429, 201]
+    assert creates[1]["time"] - creates[0]["time"] >= 1.0  # Retry-After honoured
+    assert b.stats["rate_limited"] == 1 and b.stats["creates"] == 1
+    assert len(server.predictions()) == 1
+
+
+def test_rate_limit_that_never_ends_fails_the_scene(server: FakeReplicate, workdir: Path) -> None:
+    server.config.rate_limit_creates = 100
+    server.config.retry_after = 0.0
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    with pytest.raises(GenerationError, match=r"^Rate limit exceeded .*gave up after 4 attempts"):
+        run_job(job, backend(s))
+    assert hits(server, CREATE, 429) == FAST.attempts
+    assert server.predictions() == [] and not job.output.exists()
+    assert "Rate limit exceeded" in job.error_file.read_text()
+
+
+def test_server_error_on_create_is_retried(server: FakeReplicate, workdir: Path) -> None:
+    server.config.server_error_creates = 2
+    server.config.server_error_status = 500  # the client never retries a POST, whatever the status
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    run_job(job, backend(s))
+    check_clip(job)
+    assert hits(server, CREATE, 500) == 2 and hits(server, CREATE, 201) == 1
+    assert len(server.predictions()) == 1
+
+
+def test_server_error_on_status_check_is_survived(server: FakeReplicate, workdir: Path) -> None:
+    server.config.server_error_gets = 3
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    run_job(job, backend(s))
+    check_clip(job)
+    assert hits(server, GET, 503) == 3
+    assert len(server.predictions()) == 1
+
+
+def test_flagged_scene_fails_alone_with_e005(server: FakeReplicate, workdir: Path) -> None:
+    server.config.flag_word = "forbiddenword"
+    prompts, frames = make_concept(workdir, scenes=scenes(3, flagged=(2,)))
+    code, out, err = run("generate", prompts, "--frames", frames, "--backend", "replicate", "--aspect-ratio", "1:1")
+    assert code == 1
+    line = f"✗ Scene 2 failed: {E005}"
+    assert line in err
+    assert "Success rate: 2/3 (67%)" in out
+    folder = workdir / "outputs/b1/tiny"
+    assert (folder / "debug/scene_2/error.txt").read_text() == line + "\n"
+    assert not (folder / "tiny_p2_veo_3.1_fast.mp4").exists()
+    for n in (1, 3):
+        assert probe(folder / f"tiny_p{n}_veo_3.1_fast.mp4").duration == pytest.approx(4, abs=0.1)
+        assert not (folder / f"debug/scene_{n}/error.txt").exists()
+    assert len(server.predictions()) == 3
+    # A failed prediction is not resumed: after the prompt is fixed, a re-run pays for a new one.
+    [flagged] = [p for p in server.predictions() if p["status"] == "failed"]
+    entry = next(e for e in Journal().entries().values() if e.prediction_id == flagged["id"])
+    assert (entry.state, entry.error) == ("failed", E005)
+
+
+@pytest.mark.parametrize("mode", ["short", "abort"])
+def test_truncated_download_is_fetched_again_from_the_same_prediction(
+    server: FakeReplicate, workdir: Path, mode: str
+) -> None:
+    # "short": a clean but half-length response that only the runner's MP4 check catches, so the runner
+    # calls produce() again; "abort": the connection drops mid-body and produce() retries the download.
+    server.config.truncate_downloads = 1
+    server.config.truncate_mode = mode
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    b = backend(s)
+    run_job(job, b)
+    check_clip(job)
+    assert hits(server, CREATE) == 1 and len(server.predictions()) == 1
+    assert hits(server, OUTPUT) == 2
+    assert b.stats["creates"] == 1 and b.stats["resumed"] == (1 if mode == "short" else 0)
+
+
+def test_failing_upload_fails_only_that_scene(server: FakeReplicate, workdir: Path) -> None:
+    server.config.fail_uploads = FAST.attempts  # every try of the first upload
+    s = settings()
+    jobs = jobs_for(workdir, s)
+    summary = run_jobs(jobs, backend(s), workers=1)  # one worker: scene 1 meets all the failures
+    first, *rest = summary.results
+    assert not first.ok and first.error.startswith("Could not upload image: ")
+    assert "(HTTP 500)" in first.error
+    assert all(r.ok for r in rest)
+    assert jobs[0].error_file.read_text().startswith("✗ Scene 1 failed: Could not upload image")
+    assert hits(server, UPLOAD, 500) == FAST.attempts and len(server.predictions()) == 2
+
+
+def test_timeout_cancels_through_the_api(server: FakeReplicate, workdir: Path) -> None:
+    server.config.latency = 30.0
+    s = settings(prediction_timeout_seconds=0.5)
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    t0 = time.monotonic()
+    with pytest.raises(GenerationError, match=r"^timed out after 0.5 s; prediction (\w+) was canceled$") as err:
+        run_job(job, backend(s))
+    assert time.monotonic() - t0 < 5
+    [record] = server.predictions()
+    assert record["id"] in str(err.value) and record["status"] == "canceled"
+    assert hits(server, CANCEL, 200) == 1
+    assert Journal().get(job.fingerprint).state == "canceled"
+    assert not job.output.exists() and not list(job.output.parent.glob(".*tmp*"))
+
+
+# -- the journal: no double spend ------------------------------------------------------------------
+
+
+def test_rerun_resumes_and_replaces_only_dead_predictions(server: FakeReplicate, workdir: Path) -> None:
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    run_job(job, backend(s))
+    first = Journal().get(job.fingerprint)
+    # Same clip again (a new process would do the same): downloaded again, not paid for again.
+    run_job(job, backend(s))
+    assert hits(server, CREATE) == 1 and hits(server, OUTPUT) == 2
+    # Canceled (or failed/expired) predictions are not followed: a new one replaces the entry.
+    Journal().update(job.fingerprint, state="canceled")
+    run_job(job, backend(s))
+    assert hits(server, CREATE) == 2
+    assert Journal().get(job.fingerprint).prediction_id != first.prediction_id
+    check_clip(job)
+
+
+def test_prediction_gone_from_server_is_replaced(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    for _srv in _serve(monkeypatch):
+        run_job(job, backend(s))
+    old = Journal().get(job.fingerprint).prediction_id
+    # A different server has never heard of that id (404), like a prediction past its retention.
+    for srv in _serve(monkeypatch):
+        run_job(job, backend(s))
+        [record] = srv.predictions()
+        assert hits(srv, GET, 404) == 1
+    assert Journal().get(job.fingerprint).prediction_id == record["id"] != old
+    check_clip(job)
+
+
+def test_same_clip_from_two_backends_at_once_is_one_prediction(server: FakeReplicate, workdir: Path) -> None:
+    server.config.latency = 0.5
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    backends = [backend(s, journal=Journal()), backend(s, journal=Journal())]  # separate locks/fds: real flock
+    errors: list[BaseException] = []
+
+    def go(b: ReplicateBackend, dest: Path) -> None:
+        try:
+            b.produce(job, job.api_input(b.upload(job)), dest)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(b, workdir / f"copy{i}.mp4")) for i, b in enumerate(backends)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert hits(server, CREATE) == 1
+    assert sorted(b.stats["resumed"] for b in backends) == [0, 1]
+    for i in range(2):
+        verify(workdir / f"copy{i}.mp4", duration=4, audio=True)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_creates_no_second_prediction(server: FakeReplicate, workdir: Path) -> None:
+    server.config.latency = 3.0
+    prompts, frames = make_concept(workdir, scenes=scenes(1))
+    args = [prompts, "1", frames / "tiny_p1_first_frame.jpg", "--backend", "replicate", "--aspect-ratio", "1:1"]
+    proc = subprocess.Popen([*S9, "clip", *map(str, args)], cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=os.environ.copy())
+    journal = workdir / ".s9/journal"
+    try:
+        wait_for(lambda: any(journal.glob("*.json")), what="the journal entry")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(10)
+    [record] = server.predictions()
+    assert record["status"] != "succeeded"  # killed while the prediction was still running
+    code, out, err = run("clip", *args)
+    assert code == 0, err
+    assert hits(server, CREATE) == 1 and len(server.predictions()) == 1
+    verify(workdir / "outputs/b1/tiny/tiny_p1_veo_3.1_fast.mp4", duration=4, audio=True, width=720, height=720)
+    [entry] = Journal().entries().values()
+    assert (entry.prediction_id, entry.state) == (record["id"], "succeeded")
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_every_prediction_and_leaves_no_partial_file(server: FakeReplicate, workdir: Path) -> None:
+    server.config.latency = 60.0
+    prompts, frames = make_concept(workdir)
+    proc = subprocess.Popen(
+        [*S9, "generate", str(prompts), "--frames", str(frames), "--backend", "replicate", "--workers", "3",
+         "--aspect-ratio", "1:1"],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(),
+    )
+    try:
+        wait_for(lambda: len(server.predictions()) == 3 and len(Journal().entries()) == 3, what="3 predictions")
+        time.sleep(0.3)  # let every worker reach its polling wait
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err.decode()
+    assert "interrupted" in err.decode()
+    assert [p["status"] for p in server.predictions()] == ["canceled"] * 3
+    assert hits(server, CANCEL) == 3
+    assert {e.state for e in Journal().entries().values()} == {"canceled"}
+    outputs = workdir / "outputs"
+    assert not [p for p in outputs.rglob("*") if ".tmp" in p.name or p.suffix == ".mp4"]
+
+
+# -- token hygiene ---------------------------------------------------------------------------------
+
+
+def test_token_never_written_or_printed(tls_server: FakeReplicate, workdir: Path) -> None:
+    tls_server.config.flag_word = "forbiddenword"
+    tls_server.config.expected_token = TOKEN
+    prompts, frames = make_concept(workdir, scenes=scenes(2, flagged=(2,)))
+    code, out, err = run("generate", prompts, "--frames", frames, "--backend", "replicate", "--aspect-ratio", "1:1")
+    assert code == 1 and "✓ Scene 1" in out and E005 in err
+    written = [p for p in workdir.rglob("*") if p.is_file()]
+    assert any(".s9" in p.parts for p in written) and any(p.name == "error.txt" for p in written)
+    for path in written:
+        assert TOKEN.encode() not in path.read_bytes(), path
+    assert TOKEN not in out + err
+
+
+def test_token_scrubbed_from_errors(server: FakeReplicate, workdir: Path) -> None:
+    # A wrong token: the 401 is reported per scene without echoing anything secret.
+    server.config.expected_token = "r8_the_right_one"
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    with pytest.raises(GenerationError) as err:
+        run_job(job, backend(s))
+    assert str(err.value) == "Could not upload image: Unauthenticated (HTTP 401)"
+    assert TOKEN not in repr(err.value) and TOKEN not in job.error_file.read_text()
+    b = backend(s)
+    assert b._scrub(f"detail: Bearer {TOKEN} and {TOKEN}") == "detail: Bearer [redacted] and [redacted]"
+
+
+def test_no_token_is_exit_2_with_one_line(workdir: Path) -> None:
+    prompts, frames = make_concept(workdir, scenes=scenes(1))
+    code, out, err = run("clip", prompts, 1, frames / "tiny_p1_first_frame.jpg", "--backend", "replicate")
+    assert code == 2
+    assert err == f"error: {NO_TOKEN}\n"
+    assert not (workdir / "outputs").exists() and not (workdir / ".s9").exists()
+    with pytest.raises(InputError, match="no Replicate API token"):
+        get_backend("replicate", settings()).check()
+
+
+def test_token_and_base_url_from_dotenv(server: FakeReplicate, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.config.expected_token = TOKEN
+    monkeypatch.delenv("REPLICATE_API_TOKEN")
+    monkeypatch.delenv("REPLICATE_BASE_URL")
+    (workdir / ".env").write_text(f"REPLICATE_API_KEY={TOKEN}\nREPLICATE_BASE_URL={server.base_url}\n")
+    prompts, frames = make_concept(workdir, scenes=scenes(1))
+    code, out, err = run("clip", prompts, 1, frames / "tiny_p1_first_frame.jpg", "--backend", "replicate",
+                         "--aspect-ratio", "1:1")
+    assert code == 0, err
+    assert "REPLICATE_API_KEY" not in os.environ  # read, not exported
+    # The real environment wins over .env, and either variable name works.
+    assert resolve_credentials({"REPLICATE_API_TOKEN": "from-env"}) == ("from-env", server.base_url)
+    assert resolve_credentials({"REPLICATE_API_KEY": "k"}, dotenv_path=None) == ("k", None)
+
+
+# -- cost of a clip --------------------------------------------------------------------------------
+
+
+def test_http_requests_per_clip_stay_small(server: FakeReplicate, workdir: Path) -> None:
+    server.config.latency = 2.5
+    s = settings()
+    jobs = jobs_for(workdir, s, scenes=scenes(2))
+    summary = run_jobs(jobs, backend(s, policy=Policy()), workers=2)  # the shipped polling policy
+    assert summary.ok
+    per_clip = server.stats()["total"] / len(jobs)
+    print(f"requests per clip at latency 2.5 s: {per_clip:g} {server.stats()['by_route']}")
+    assert per_clip <= 15, server.stats()
+
+
+def test_refuses_non_http_output_urls(server: FakeReplicate, workdir: Path) -> None:
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1), frames=True)[0]
+    b = backend(s)
+    dest = workdir / "out.mp4"
+    for url in ("file:///etc/passwd", "ftp://example.com/x.mp4", "data:video/mp4;base64,AAAA"):
+        with pytest.raises(GenerationError, match="not an http"):
+            b._download(job, "pid", url, dest)
+    assert not dest.exists()
