@@ -204,6 +204,15 @@ def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, s
         sys.exit(1)
 
 
+def _mount_fake_replicate() -> None:
+    from .fake_replicate import fake_replicate_command
+
+    cli.add_command(fake_replicate_command)
+
+
+_mount_fake_replicate()
+
+
 def main() -> None:
     cli(prog_name="s9")
 
