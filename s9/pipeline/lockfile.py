@@ -1,0 +1,67 @@
+"""Reading dvc.lock fast, and pruning entries of scene stages that no longer exist.
+
+DVC parses YAML with ruamel (YAML 1.2: `yes` stays a string, `1:30` is not a number), and the values in
+dvc.lock are compared with `!=`, so s9 reads both dvc.lock and params files the same way. ruamel is slow
+(~1.3 s for a 500-stage lock), so the parsed lock is pickled under `.s9/` keyed by the file's stat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from .registry import LOCK_FILE, STAGE_GROUP, STATE_DIR, state_dir
+
+_CACHE = "lock.pickle"
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML the way DVC reads it (params files and dvc.lock)."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(text)
+
+
+def read_lock(root: Path) -> dict[str, dict]:
+    """`stages` of dvc.lock ({} when there is none)."""
+    path = root / LOCK_FILE
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return {}
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    cache = root / STATE_DIR / _CACHE
+    with contextlib.suppress(OSError, pickle.PickleError, EOFError, ValueError, TypeError):
+        with cache.open("rb") as handle:
+            cached_stamp, stages = pickle.load(handle)
+        if cached_stamp == stamp:
+            return stages
+    data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+    stages = data.get("stages") or {}
+    with contextlib.suppress(OSError):
+        state_dir(root)
+        tmp = cache.with_name(f".{_CACHE}.{os.getpid()}.tmp")
+        with tmp.open("wb") as handle:
+            pickle.dump((stamp, stages), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(cache)
+    return stages
+
+
+def prune_lock(root: Path, keep: set[str]) -> list[str]:
+    """Drop dvc.lock entries of `scene@…` stages not in `keep` (scenes or concepts that were removed).
+
+    Done under DVC's repo lock with DVC's own YAML round-trip, so the rest of the file is untouched.
+    """
+    stale = [name for name in read_lock(root) if name.startswith(f"{STAGE_GROUP}@") and name not in keep]
+    if not stale:
+        return []
+    from dvc.repo import Repo, lock_repo
+    from dvc.utils.serialize import modify_yaml
+
+    with Repo(str(root)) as repo, lock_repo(repo), modify_yaml(str(root / LOCK_FILE)) as data:
+        for name in stale:
+            (data.get("stages") or {}).pop(name, None)
+    return stale
