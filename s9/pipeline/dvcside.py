@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..errors import GenerationError, InputError
 from .registry import DVC_FILE
 
 if TYPE_CHECKING:
@@ -26,18 +26,21 @@ if TYPE_CHECKING:
 def open_repo(root: Path, *, lock: bool) -> Iterator[Repo]:
     """A `Repo` at root; with `lock`, holding DVC's repo lock (as `dvc repro` does) and its scm context,
     so `.gitignore` entries for new outs are written and `core.autostage` is honoured."""
+    from dvc.exceptions import DvcException
     from dvc.lock import LockError
     from dvc.repo import Repo, lock_repo
 
-    with Repo(str(root)) as repo:
-        if not lock:
-            yield repo
-            return
-        try:
+    try:
+        with Repo(str(root)) as repo:
+            if not lock:
+                yield repo
+                return
             with repo.scm_context(quiet=True), lock_repo(repo):
                 yield repo
-        except LockError as exc:
-            raise InputError(f"{root}: DVC repository is busy ({exc}); is another dvc or s9 repro running?") from None
+    except LockError as exc:
+        raise InputError(f"{root}: DVC repository is busy ({exc}); is another dvc or s9 repro running?") from None
+    except DvcException as exc:  # errors are values until the CLI: one line, not a DVC traceback
+        raise GenerationError(f"dvc: {exc}") from exc
 
 
 def load_stages(repo: Repo, names: list[str]) -> dict[str, PipelineStage]:

@@ -98,6 +98,8 @@ def repro(
             backend = backend or get_backend(settings.backend, settings)
             if the_plan.to_generate:
                 backend.check()
+            for stage in stages.values():  # as `dvc repro` does before restoring or running a stage
+                dvcside.remove_outs(stage)
             for hit in cached.values():
                 dvcside.restore(hit)
 
@@ -105,7 +107,6 @@ def repro(
             unbuildable: list[SceneResult] = []
             for planned in the_plan.to_generate:
                 entry = planned.status.entry
-                dvcside.remove_outs(stages[entry.stage])
                 try:
                     concept = load_concept(entry.prompts)
                     jobs.append(build_job(concept, entry.scene, Path(entry.frame), settings, output=Path(entry.clip)))
