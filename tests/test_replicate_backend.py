@@ -371,7 +371,6 @@ def test_same_clip_from_two_backends_at_once_is_one_prediction(server: FakeRepli
         verify(workdir / f"copy{i}.mp4", duration=4, audio=True)
 
 
-@pytest.mark.slow
 def test_resume_after_kill_9_creates_no_second_prediction(server: FakeReplicate, workdir: Path) -> None:
     server.config.latency = 3.0
     prompts, frames = make_concept(workdir, scenes=scenes(1))
@@ -394,7 +393,6 @@ def test_resume_after_kill_9_creates_no_second_prediction(server: FakeReplicate,
     assert (entry.prediction_id, entry.state) == (record["id"], "succeeded")
 
 
-@pytest.mark.slow
 def test_ctrl_c_cancels_every_prediction_and_leaves_no_partial_file(server: FakeReplicate, workdir: Path) -> None:
     server.config.latency = 60.0
     prompts, frames = make_concept(workdir)
