@@ -131,11 +131,12 @@ def repro(
                 summary = run_jobs(jobs, backend, workers or settings.max_workers, collect)
             finally:
                 # Even on Ctrl-C, what finished is recorded; what did not stays stale.
-                done = list(cached) + [by_label[r.label] for r in finished if r.ok]
+                ok = set(cached) | {by_label[r.label] for r in finished if r.ok}
+                done = [name for name in stages if name in ok]  # dvc.yaml order, as `dvc repro` writes them
                 dvcside.record([stages[name] for name in done])
                 backend.close()
             summary.results = unbuildable + summary.results
-            return ReproResult(the_plan, summary, sorted(cached), done)
+            return ReproResult(the_plan, summary, [name for name in stages if name in cached], done)
 
 
 # -- the stage command ----------------------------------------------------------------------------------
