@@ -301,10 +301,10 @@ def status_cmd(targets: tuple[str, ...], as_json: bool) -> None:
 
 def _print_plan(the_plan) -> None:  # noqa: ANN001 - s9.pipeline.Plan, imported lazily
     for item in the_plan.scenes:
-        cost = "run cache" if item.restorable else f"${item.cost_usd:.2f}"
+        cost = item.how if item.restorable else f"${item.cost_usd:.2f}"
         click.echo(f"  {item.stage:<40} {item.model:<20} {item.seconds:>3} s  {item.backend:<9} {cost}")
     budget = "" if the_plan.max_spend_usd is None else f" (budget ${the_plan.max_spend_usd:.2f})"
-    restored = f", {len(the_plan.restored)} restored from DVC's run cache" if the_plan.restored else ""
+    restored = f", {len(the_plan.restored)} not generated (run cache / re-record)" if the_plan.restored else ""
     click.echo(f"Total: {len(the_plan.to_generate)} scene(s) to generate, {the_plan.total_seconds} s of video, "
                f"estimated ${the_plan.total_usd:.2f}{budget}{restored}")
 
@@ -359,6 +359,8 @@ def repro_cmd(targets: tuple[str, ...], workers: int | None) -> None:
         return
     if result.restored:
         click.echo(f"Restored from DVC's run cache: {len(result.restored)} scene(s)")
+    if result.rerecorded:
+        click.echo(f"Re-recorded (prompt entry only moved in its list): {len(result.rerecorded)} scene(s)")
     if result.summary.results:
         settings = load_settings(Path("params.yaml") if Path("params.yaml").exists() else None)
         _print_summary(result.summary, settings, settings.backend)

@@ -1,4 +1,4 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_pipeline_helpers are used as arguments
+# ruff: noqa: F401, F811 - pytest fixtures imported from test_pipeline_helpers (used as arguments)
 """The DVC scene pipeline end to end: real git + DVC repos in temp dirs, real `s9` / `dvc` runs, real MP4s.
 
 Every staleness case is checked three ways: the scenes we expect, `s9 status`, and `dvc status`.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, SAMPLE_CONCEPT, make_concept, make_frame
-from test_pipeline_helpers import (  # noqa: F401 - fixtures
+from test_pipeline_helpers import (
     BIN,
     CONCEPT,
     add_tiny,

@@ -20,11 +20,17 @@ class PlannedScene:
     seconds: int
     backend: str
     cost_usd: float
-    restorable: bool = False  # DVC's run cache already has this exact run: restored, not generated
+    restorable: bool = False  # not generated: restored from DVC's run cache, or only re-recorded (moved)
 
     @property
     def stage(self) -> str:
         return self.status.entry.stage
+
+    @property
+    def how(self) -> str:
+        if not self.restorable:
+            return "generate"
+        return "re-record" if self.status.moved_only else "run cache"
 
     def as_dict(self) -> dict[str, Any]:
         entry = self.status.entry
@@ -37,7 +43,8 @@ class PlannedScene:
             "seconds": self.seconds,
             "backend": self.backend,
             "cost_usd": round(self.cost_usd, 4),
-            "from_run_cache": self.restorable,
+            "generate": not self.restorable,
+            "how": self.how,
             "reasons": [r.as_dict() for r in self.status.reasons],
         }
 
@@ -78,7 +85,7 @@ class Plan:
         return {
             "scenes": [p.as_dict() for p in self.scenes],
             "generate": len(self.to_generate),
-            "from_run_cache": len(self.restored),
+            "not_generated": len(self.restored),
             "total_seconds": self.total_seconds,
             "total_usd": round(self.total_usd, 4),
             "max_spend_usd": self.max_spend_usd,
@@ -98,7 +105,7 @@ def make_plan(root: Path, report: StatusReport, settings: Settings, restorable: 
             concepts[entry.prompts] = load_concept(Path(root) / entry.prompts)
         scene = concepts[entry.prompts].scene(entry.scene)
         seconds, _ = model.snap_duration(scene.duration_seconds or settings.duration_seconds)
-        cached = entry.stage in (restorable or set())
+        cached = status.moved_only or entry.stage in (restorable or set())
         planned.append(PlannedScene(status, model.id, seconds, settings.backend,
                                     0.0 if cached else seconds * price, cached))
     return Plan(planned, settings.max_spend_usd)

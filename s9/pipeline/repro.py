@@ -57,6 +57,7 @@ class ReproResult:
     plan: Plan
     summary: Summary  # generated scenes (restored ones are not in it)
     restored: list[str] = field(default_factory=list)  # stages checked out from DVC's run cache
+    rerecorded: list[str] = field(default_factory=list)  # prompt entry only moved in its list: lock key updated
     recorded: list[str] = field(default_factory=list)  # stages written to dvc.lock
 
     @property
@@ -87,8 +88,11 @@ def repro(
             return ReproResult(make_plan(root, fresh.status, settings), Summary([], 0.0, 0))
         with dvcside.open_repo(root, lock=True) as repo:
             stages = dvcside.load_stages(repo, [s.entry.stage for s in fresh.status.stale])
+            moved = {s.entry.stage for s in fresh.status.stale if s.moved_only}
             cached = {}
             for name, stage in stages.items():
+                if name in moved:
+                    continue
                 hit = dvcside.run_cache_stage(repo, stage)
                 if hit is not None:
                     cached[name] = hit
@@ -98,8 +102,9 @@ def repro(
             backend = backend or get_backend(settings.backend, settings)
             if the_plan.to_generate:
                 backend.check()
-            for stage in stages.values():  # as `dvc repro` does before restoring or running a stage
-                dvcside.remove_outs(stage)
+            for name, stage in stages.items():  # as `dvc repro` does before restoring or running a stage
+                if name not in moved:
+                    dvcside.remove_outs(stage)
             for hit in cached.values():
                 dvcside.restore(hit)
 
@@ -131,12 +136,13 @@ def repro(
                 summary = run_jobs(jobs, backend, workers or settings.max_workers, collect)
             finally:
                 # Even on Ctrl-C, what finished is recorded; what did not stays stale.
-                ok = set(cached) | {by_label[r.label] for r in finished if r.ok}
+                ok = set(cached) | moved | {by_label[r.label] for r in finished if r.ok}
                 done = [name for name in stages if name in ok]  # dvc.yaml order, as `dvc repro` writes them
                 dvcside.record([stages[name] for name in done])
                 backend.close()
             summary.results = unbuildable + summary.results
-            return ReproResult(the_plan, summary, [name for name in stages if name in cached], done)
+            return ReproResult(the_plan, summary, [name for name in stages if name in cached],
+                               [name for name in stages if name in moved], done)
 
 
 # -- the stage command ----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from .lockfile import parse_yaml, read_lock
 from .registry import DVC_FILE, STAGE_GROUP, VARS_FILE, SceneEntry, read_entries, state_dir
 
 # Reason kinds, in the order a person would want to fix them.
-KINDS = ("new", "command", "prompt", "frame", "params", "dep", "output")
+KINDS = ("new", "command", "prompt", "moved", "frame", "params", "dep", "output")
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,9 @@ class SceneStatus:
         return bool(self.reasons)
 
     @property
-    def outputs_only(self) -> bool:
-        """Only outs differ (deleted, edited, not in cache): DVC's run cache may restore them for free."""
-        return all(r.kind == "output" for r in self.reasons)
+    def moved_only(self) -> bool:
+        """Only the prompt entry's list index changed: the clip is still right, its lock entry needs the new key."""
+        return self.stale and all(r.kind == "moved" for r in self.reasons)
 
 
 @dataclass
@@ -251,6 +251,12 @@ class _Checker:
                 if value is _MISSING:
                     changes.append(f"{key} deleted")
                 elif old is None or key not in old:
+                    moved_from = [k for k, v in (old or {}).items() if k not in keys and v == value]
+                    if kind == "prompt" and len(old or {}) == 1 and moved_from:
+                        # A scene removed or inserted before this one renumbers its list index: DVC sees a
+                        # new params key, but the entry is byte-for-byte what the clip was made from.
+                        reasons.append(Reason("moved", f"prompt entry moved {moved_from[0]} -> {key}, unchanged"))
+                        continue
                     changes.append(f"{key} new")
                 elif value != old[key] and not (isinstance(value, tuple) and list(value) == old[key]):
                     changes.append(f"{key} modified")
