@@ -31,7 +31,7 @@ def open_repo(root: Path, *, lock: bool) -> Iterator[Repo]:
     from dvc.repo import Repo, lock_repo
 
     try:
-        with Repo(str(root)) as repo:
+        with Repo(str(root)) as repo, _param_files_read_once():
             if not lock:
                 yield repo
                 return
@@ -41,6 +41,37 @@ def open_repo(root: Path, *, lock: bool) -> Iterator[Repo]:
         raise InputError(f"{root}: DVC repository is busy ({exc}); is another dvc or s9 repro running?") from None
     except DvcException as exc:  # errors are values until the CLI: one line, not a DVC traceback
         raise GenerationError(f"dvc: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _param_files_read_once() -> Iterator[None]:
+    """DVC re-parses params.yaml (ruamel, ~5 ms) for every params dep of every stage, several times per stage
+    while saving: ~30 ms a scene. Within one s9 command the parse is memoized per file *and* its stat, so a file
+    that changes is read again; callers get a deep copy, so nothing DVC does to a result can leak."""
+    import copy
+
+    from dvc.dependency import param
+
+    original = param.load_path
+    memo: dict[tuple, Any] = {}
+
+    def load_path(path: str, fs: Any, **kwargs: Any) -> Any:
+        if getattr(fs, "protocol", None) != "local":  # e.g. a git revision's fs: not this working tree
+            return original(path, fs, **kwargs)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return original(path, fs, **kwargs)
+        key = (path, st.st_ino, st.st_mtime_ns, st.st_size, tuple(sorted(kwargs.items())))
+        if key not in memo:
+            memo[key] = original(path, fs, **kwargs)
+        return copy.deepcopy(memo[key])
+
+    param.load_path = load_path
+    try:
+        yield
+    finally:
+        param.load_path = original
 
 
 def load_stages(repo: Repo, names: list[str]) -> dict[str, PipelineStage]:
