@@ -59,7 +59,7 @@ def test_template_declares_exactly_the_clip_params_as_deps() -> None:
     assert stage["do"]["deps"] == ["${item.frame}"]
     assert stage["do"]["outs"] == ["${item.clip}", "${item.debug}"]
     assert stage["do"]["cmd"].startswith("s9 stage ")
-    assert load_settings(REPO / "s9/assets/params.yaml").video_model  # the shipped params template is valid
+    assert load_settings(REPO / "s9/assets/params.yaml.tmpl").video_model  # the shipped params template is valid
 
 
 def test_repo_pipeline_is_the_template_and_registers_the_sample() -> None:
@@ -68,6 +68,15 @@ def test_repo_pipeline_is_the_template_and_registers_the_sample() -> None:
     entries = pipeline.registry.compute_entries(REPO)
     assert {e.concept for e in entries} == {SAMPLE_CONCEPT}
     assert (REPO / pipeline.VARS_FILE).read_text() == pipeline.registry.render_vars(entries), "run `s9 sync`"
+
+
+def test_repo_has_one_pipeline_file() -> None:
+    """DVC collects every dvc.yaml in a repo: the s9 repo's only one is the root's (the template is *.tmpl)."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        assert {stage.dvcfile.relpath for stage in repo.index.stages} == {"dvc.yaml"}
+        assert {stage.name for stage in repo.index.stages} == {f"scene@{SAMPLE_CONCEPT}_p{n}" for n in range(1, 6)}
 
 
 def test_fresh_repo_add_writes_templates_and_registers(tmp_path: Path) -> None:

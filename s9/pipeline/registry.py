@@ -93,8 +93,10 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def template_text(name: str) -> str:
-    """A file shipped in the package for new repos: `dvc.yaml` or `params.yaml`."""
-    return resources.files("s9").joinpath("assets", name).read_text(encoding="utf-8")
+    """A file shipped in the package for new repos: `dvc.yaml` or `params.yaml`.
+
+    Stored as `*.tmpl`: a file named dvc.yaml anywhere in a repo is collected by DVC as a pipeline."""
+    return resources.files("s9").joinpath("assets", f"{name}.tmpl").read_text(encoding="utf-8")
 
 
 def ensure_project_files(root: Path) -> list[Path]:
