@@ -220,10 +220,6 @@ def _root() -> Path:
     return find_root()
 
 
-def _targets_help(what: str) -> str:
-    return f"{what} TARGETS: stage names (scene@x_p1 or x_p1) or concept names; none means every scene."
-
-
 @cli.command("add")
 @click.argument("scene_prompts_json", type=click.Path(path_type=Path))
 @click.argument("frames_dir", type=click.Path(path_type=Path))
@@ -275,7 +271,8 @@ def status_cmd(targets: tuple[str, ...], as_json: bool) -> None:
     """List stale scenes per concept with the reason; exit 1 when anything is stale (for CI).
 
     Agrees with `dvc status`, but reads dvc.lock and cached file hashes directly, so it stays fast at
-    hundreds of scenes. Re-syncs s9_scenes.yaml first. """
+    hundreds of scenes. Re-syncs s9_scenes.yaml first. TARGETS: stage names (scene@x_p1 or x_p1) or concept
+    names; none means every scene."""
     import json
 
     from .pipeline import status
@@ -313,7 +310,9 @@ def _print_plan(the_plan) -> None:  # noqa: ANN001 - s9.pipeline.Plan, imported 
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plan_cmd(targets: tuple[str, ...], as_json: bool) -> None:
-    """Show what `s9 repro` would generate and its estimated cost; generates nothing, calls no API."""
+    """Show what `s9 repro` would generate and its estimated cost; generates nothing, calls no API.
+
+    TARGETS: stage names (scene@x_p1 or x_p1) or concept names; none means every scene."""
     import json
 
     from .pipeline import plan
@@ -338,7 +337,8 @@ def repro_cmd(targets: tuple[str, ...], workers: int | None) -> None:
     """Generate every stale scene stage concurrently and record them in dvc.lock, as `dvc repro` would.
 
     Refuses to start (exit 2) when the plan's estimate exceeds budget.max_spend_usd. A failed scene stays
-    stale; the others are recorded; exit 1 with the summary.
+    stale; the others are recorded; exit 1 with the summary. TARGETS: stage names (scene@x_p1 or x_p1) or
+    concept names; none means every stale scene.
     """
     from .pipeline import repro
 
