@@ -267,7 +267,10 @@ def sync_cmd(print_template: bool) -> None:
 @cli.command("status")
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status_cmd(targets: tuple[str, ...], as_json: bool) -> None:
+@click.option("--no-outputs", is_flag=True,
+              help="Ignore the clips themselves (missing, edited, not in cache): only check dvc.lock against "
+                   "prompts, frames and params, e.g. in CI without `dvc pull`.")
+def status_cmd(targets: tuple[str, ...], as_json: bool, no_outputs: bool) -> None:
     """List stale scenes per concept with the reason; exit 1 when anything is stale (for CI).
 
     Agrees with `dvc status`, but reads dvc.lock and cached file hashes directly, so it stays fast at
@@ -277,7 +280,7 @@ def status_cmd(targets: tuple[str, ...], as_json: bool) -> None:
 
     from .pipeline import status
 
-    report = status(_root(), list(targets) or None)
+    report = status(_root(), list(targets) or None, outputs=not no_outputs)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:

@@ -27,6 +27,14 @@ def test_push_clone_pull_is_up_to_date_without_generating(built: Path, tmp_path:
     before = run([S9, "status", "--json"], clone, check=False)
     assert before.returncode == 1  # clips are not there yet, nor in the clone's cache
     assert json.loads(before.stdout)["stale"] == 3
+    # CI without the clips: dvc.lock matches prompts, frames and params, so nothing needs regenerating.
+    assert run([S9, "status", "--no-outputs"], clone).stdout.strip() == "All 3 scene(s) up to date."
+    (clone / "data/s8_first_frames/b1/tiny/tiny_p2_first_frame.jpg").write_bytes(
+        (clone / "data/s8_first_frames/b1/tiny/tiny_p1_first_frame.jpg").read_bytes())
+    changed = run([S9, "status", "--no-outputs", "--json"], clone, check=False)
+    assert changed.returncode == 1
+    assert [s["stage"] for s in json.loads(changed.stdout)["concepts"][CONCEPT]["stale"]] == ["scene@tiny_p2"]
+    run(["git", "checkout", "--", "data"], clone)
 
     run([DVC, "pull"], clone)
     assert run([S9, "status"], clone).stdout.strip() == "All 3 scene(s) up to date."

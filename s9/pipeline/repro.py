@@ -26,18 +26,21 @@ class Refreshed:
     status: StatusReport
 
 
-def refresh(root: Path, targets: list[str] | None = None) -> Refreshed:
+def refresh(root: Path, targets: list[str] | None = None, *, outputs: bool = True) -> Refreshed:
     """Re-sync the vars file (params or data/ may have changed), then compute staleness."""
     root = Path(root).resolve()
     settings = load_settings(root / PARAMS_FILE) if (root / PARAMS_FILE).exists() else None
     synced = sync(root, settings)
     settings = settings or load_settings(root / PARAMS_FILE)
-    return Refreshed(synced, settings, compute_status(root, targets))
+    return Refreshed(synced, settings, compute_status(root, targets, outputs=outputs))
 
 
-def status(root: Path, targets: list[str] | None = None) -> StatusReport:
-    """`s9 status`: which scenes are stale and why (re-syncs the vars file first, like repro)."""
-    return refresh(root, targets).status
+def status(root: Path, targets: list[str] | None = None, *, outputs: bool = True) -> StatusReport:
+    """`s9 status`: which scenes are stale and why (re-syncs the vars file first, like repro).
+
+    `outputs=False`: ignore the clips themselves, check only that dvc.lock matches the inputs (CI without pull).
+    """
+    return refresh(root, targets, outputs=outputs).status
 
 
 def plan(root: Path, targets: list[str] | None = None) -> Plan:

@@ -217,7 +217,8 @@ class _Checker:
             return False
         return all((self.cache / e["md5"][:2] / e["md5"][2:]).exists() for e in listing)
 
-    def scene(self, entry: SceneEntry, stage: dict[str, Any], locked: dict[str, Any] | None) -> list[Reason]:
+    def scene(self, entry: SceneEntry, stage: dict[str, Any], locked: dict[str, Any] | None,
+              outputs: bool = True) -> list[Reason]:
         if locked is None:
             return [Reason("new", "not generated yet (no dvc.lock entry)")]
         reasons: list[Reason] = []
@@ -225,7 +226,8 @@ class _Checker:
             reasons.append(Reason("command", "stage command changed"))
         reasons += self._params(entry, stage.get("params") or [], locked.get("params") or {})
         reasons += self._deps(entry, stage.get("deps") or [], locked.get("deps") or [])
-        reasons += self._outs(stage.get("outs") or [], locked.get("outs") or [])
+        if outputs:
+            reasons += self._outs(stage.get("outs") or [], locked.get("outs") or [])
         return reasons
 
     def _params(self, entry: SceneEntry, declared: list[Any], locked: dict[str, Any]) -> list[Reason]:
@@ -316,8 +318,12 @@ def select(entries: list[SceneEntry], targets: list[str] | None) -> list[SceneEn
     return [e for e in entries if e.stage in chosen]
 
 
-def compute_status(root: Path, targets: list[str] | None = None) -> StatusReport:
-    """Staleness of the scene stages as the vars file lists them now (call `sync` first to refresh it)."""
+def compute_status(root: Path, targets: list[str] | None = None, *, outputs: bool = True) -> StatusReport:
+    """Staleness of the scene stages as the vars file lists them now (call `sync` first to refresh it).
+
+    With `outputs=False` the clips themselves are not looked at (missing, edited, not in the cache): only
+    whether dvc.lock matches the prompts, frames, params and commands, which CI can check without `dvc pull`.
+    """
     root = Path(root).resolve()
     entries = select(read_entries(root), targets)
     template, context = load_template(root)
@@ -327,6 +333,6 @@ def compute_status(root: Path, targets: list[str] | None = None) -> StatusReport
     scenes = []
     for entry in entries:
         stage = _render(template, {**context, "item": entry.as_vars(), "key": entry.key})
-        scenes.append(SceneStatus(entry, checker.scene(entry, stage, lock.get(entry.stage))))
+        scenes.append(SceneStatus(entry, checker.scene(entry, stage, lock.get(entry.stage), outputs)))
     hashes.save()
     return StatusReport(scenes)
