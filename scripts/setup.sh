@@ -6,5 +6,7 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+# Some machines' pip config names index folders that do not exist; hide only that warning.
+quiet_pip() { .venv/bin/python -m pip --quiet --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+quiet_pip install --upgrade "pip>=23"
+quiet_pip install -e ".[test]"
