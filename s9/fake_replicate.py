@@ -6,7 +6,12 @@ s9's three video models, so the real client (pointed here with ``REPLICATE_BASE_
 
 * ``POST /v1/files`` (multipart field ``content``), ``GET /v1/files``, ``GET|DELETE /v1/files/<id>``,
   ``GET /v1/files/<id>/download``
-* ``POST /v1/models/<owner>/<name>/predictions`` (honours ``Prefer: wait[=N]``)
+* ``POST /v1/models/<owner>/<name>/predictions`` (honours ``Prefer: wait[=N]``: the response is held until
+  the prediction reaches any terminal state -- a concurrent cancel included -- or N seconds pass)
+* ``GET /v1/predictions`` -- newest first, cursor pagination: ``next``/``previous`` are full URLs with an
+  opaque ``?cursor=``, like the real API; full prediction objects (``input``, ``model``, ``created_at``,
+  ``status``, ``urls``...); ``list_page_size`` per page (100, as the real API); ``list_omits_input`` leaves
+  ``input`` out, for clients that must cope with a listing that does
 * ``GET /v1/predictions/<id>``, ``POST /v1/predictions/<id>/cancel``
 * ``GET /v1/outputs/<id>.mp4`` -- the rendered clip (a real H.264/AAC MP4 from ``s9.video.render_clip``)
 * ``/_fake/...`` -- unauthenticated introspection and runtime fault injection for tests.
@@ -14,6 +19,11 @@ s9's three video models, so the real client (pointed here with ``REPLICATE_BASE_
 Deliberately independent of s9's model specs and backends (it keeps its own schema table below), so it
 is a second opinion on them rather than an echo. Stdlib only, apart from Pillow for the placeholder first
 frame and ``s9.video`` for rendering, both imported lazily.
+
+Faults (``FakeConfig``, ``/_fake/config``, CLI flags): 429s and 5xx on create, 503 on status checks, failing
+uploads, truncated downloads, E005 flagging, and ``create_then_error`` -- a create that DOES make the
+prediction but answers 502 at once, as a gateway giving up on a held create would, so a client that retries
+blindly pays twice.
 
 Differences from the real service worth knowing:
 
@@ -54,7 +64,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import click
 
@@ -187,6 +197,9 @@ class FakeConfig:
     server_error_creates: int = 0  # next N creates -> server_error_status
     server_error_status: int = 503
     server_error_gets: int = 0  # next N prediction GETs -> 503 (the client retries these itself)
+    create_then_error: int = 0  # next N creates make the prediction, then answer 502 (a gateway error)
+    list_page_size: int = 100  # predictions per page of GET /v1/predictions (the real API's is 100)
+    list_omits_input: bool = False  # leave `input` out of listed predictions (GET /v1/predictions/<id> keeps it)
     flag_word: str | None = None  # prompts containing it (any case) fail with E005
     fail_uploads: int = 0  # next N file uploads -> 500
     truncate_downloads: int = 0  # next N output downloads send only the first half
@@ -272,6 +285,7 @@ class _Prediction:
     flagged: bool
     render: dict[str, Any]  # what we render: width, height, duration, audio, first_frame source
     prefer: str | None = None
+    seq: int = 0  # creation order: what list cursors point at
     status: str = "starting"
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -385,6 +399,7 @@ class FakeReplicate:
         self._changed = threading.Condition(self._lock)  # notified when a prediction may have moved on
         self._files: dict[str, _File] = {}
         self._predictions: dict[str, _Prediction] = {}
+        self._seq = 0
         self._renders: dict[str, Future[tuple[Path, datetime]]] = {}  # render key -> job; identical inputs render once
         self._requests: list[dict[str, Any]] = []
         self._stats: Counter[str] = Counter()
@@ -559,6 +574,8 @@ class FakeReplicate:
             p.job = self._submit_render(seed, first_frame, width, height, render["duration"], audio, prompt)
             p.job.add_done_callback(lambda _job: self._notify())
         with self._lock:
+            self._seq += 1
+            p.seq = self._seq
             self._predictions[p.id] = p
         return p
 
@@ -664,6 +681,21 @@ class FakeReplicate:
         self._notify()
 
 
+def _encode_cursor(direction: str, seq: int) -> str:
+    # Opaque to clients, like the real API's: they only ever follow the URLs they are given.
+    return base64.urlsafe_b64encode(f"{direction}:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        direction, _, seq = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition(":")
+        if direction in ("before", "after"):
+            return direction, int(seq)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise _ApiError(400, "Invalid cursor.")
+
+
 def _parse_prefer_wait(header: str | None, max_wait: float) -> float | None:
     """Seconds to hold a create for ``Prefer: wait`` / ``Prefer: wait=N``; None when not asked."""
     if not header:
@@ -686,6 +718,7 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("/v1/files/{id}/download", re.compile(r"/v1/files/(?P<id>[^/]+)/download")),
     ("/v1/models/{owner}/{name}/predictions",
      re.compile(r"/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predictions")),
+    ("/v1/predictions", re.compile(r"/v1/predictions")),
     ("/v1/predictions/{id}", re.compile(r"/v1/predictions/(?P<id>[^/]+)")),
     ("/v1/predictions/{id}/cancel", re.compile(r"/v1/predictions/(?P<id>[^/]+)/cancel")),
     ("/v1/outputs/{id}.mp4", re.compile(r"/v1/outputs/(?P<id>[^/]+)\.mp4")),
@@ -880,6 +913,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ApiError(422, detail, title="Input validation failed", invalid_fields=problems)
         prefer = self.headers.get("Prefer")
         p = self.fake._create_prediction(model, data, prefer)
+        if self.fake._take("create_then_error"):
+            # Created (and running, and billed) -- but the client only hears of a gateway failure.
+            raise _ApiError(502, "Bad gateway: the upstream server did not answer in time.")
         wait = _parse_prefer_wait(prefer, self.fake.config.max_wait)
         if wait:
             self.fake._wait(p, wait)
@@ -888,6 +924,35 @@ class _Handler(BaseHTTPRequestHandler):
             # replicate.run() relies on it: it treats any other status after Prefer: wait as finished.
             status = p.status if p.terminal else "starting"
             self._json(201, p.json(self._base(), status=status))
+
+    def _get_predictions(self, body: bytes) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        cursor = (query.get("cursor") or [None])[0]
+        size = max(1, self.fake.config.list_page_size)
+        base = self._base()
+        with self.fake._lock:
+            everything = sorted(self.fake._predictions.values(), key=lambda p: p.seq, reverse=True)
+            for p in everything:
+                self.fake._advance(p)
+            if cursor is None:
+                page = everything[:size]
+            else:
+                direction, seq = _decode_cursor(cursor)
+                if direction == "before":  # a `next` page: older than the last one seen
+                    page = [p for p in everything if p.seq < seq][:size]
+                else:  # a `previous` page: the ones just newer than the first one seen
+                    page = [p for p in everything if p.seq > seq][-size:]
+            older = bool(page) and everything[-1].seq < page[-1].seq
+            newer = bool(page) and everything[0].seq > page[0].seq
+            data = {
+                "next": f"{base}/v1/predictions?cursor={_encode_cursor('before', page[-1].seq)}" if older else None,
+                "previous": f"{base}/v1/predictions?cursor={_encode_cursor('after', page[0].seq)}" if newer else None,
+                "results": [p.json(base) for p in page],
+            }
+            if self.fake.config.list_omits_input:
+                for item in data["results"]:
+                    del item["input"]
+        self._json(200, data)
 
     def _lookup_prediction(self, id: str) -> _Prediction:
         with self.fake._lock:
@@ -971,6 +1036,7 @@ _HANDLER_SUFFIX = {
     "/v1/files/{id}": "_file",
     "/v1/files/{id}/download": "_file_download",
     "/v1/models/{owner}/{name}/predictions": "_model_predictions",
+    "/v1/predictions": "_predictions",
     "/v1/predictions/{id}": "_prediction",
     "/v1/predictions/{id}/cancel": "_prediction_cancel",
     "/v1/outputs/{id}.mp4": "_output",
@@ -979,7 +1045,7 @@ _HANDLER_SUFFIX = {
 _TITLES = {
     400: "Bad Request", 401: "Unauthenticated", 404: "Not found", 405: "Method not allowed",
     422: "Input validation failed", 429: "Request was throttled", 500: "Internal Server Error",
-    503: "Service Unavailable",
+    502: "Bad Gateway", 503: "Service Unavailable",
 }
 
 
@@ -998,6 +1064,10 @@ _TITLES = {
 @click.option("--retry-after", default=1.0, type=float, show_default=True, help="Retry-After seconds for 429.")
 @click.option("--server-error-creates", default=0, type=int, help="Answer the next N creates with 503.")
 @click.option("--server-error-gets", default=0, type=int, help="Answer the next N prediction GETs with 503.")
+@click.option("--create-then-error", default=0, type=int,
+              help="The next N creates make the prediction but answer 502 (a gateway error).")
+@click.option("--list-page-size", default=100, type=int, show_default=True,
+              help="Predictions per page of GET /v1/predictions.")
 @click.option("--fail-uploads", default=0, type=int, help="Answer the next N uploads with 500.")
 @click.option("--truncate-downloads", default=0, type=int, help="Send only half of the next N clips.")
 @click.option("--truncate-mode", type=click.Choice(["short", "abort"]), default="short", show_default=True,
@@ -1009,8 +1079,9 @@ _TITLES = {
 @click.option("-v", "--verbose", is_flag=True, help="Log each request line to stderr.")
 def fake_replicate_command(host: str, port: int, latency: float, flag_word: str | None,
                            expected_token: str | None, rate_limit_creates: int, retry_after: float,
-                           server_error_creates: int, server_error_gets: int, fail_uploads: int,
-                           truncate_downloads: int, truncate_mode: str, render_workers: int,
+                           server_error_creates: int, server_error_gets: int, create_then_error: int,
+                           list_page_size: int, fail_uploads: int, truncate_downloads: int, truncate_mode: str,
+                           render_workers: int,
                            certfile: str | None, keyfile: str | None, workdir: Path | None,
                            verbose: bool) -> None:
     """Run a local Replicate-compatible server; prints REPLICATE_BASE_URL=<url> first."""
@@ -1018,6 +1089,7 @@ def fake_replicate_command(host: str, port: int, latency: float, flag_word: str 
         latency=latency, flag_word=flag_word, expected_token=expected_token,
         rate_limit_creates=rate_limit_creates, retry_after=retry_after,
         server_error_creates=server_error_creates, server_error_gets=server_error_gets,
+        create_then_error=create_then_error, list_page_size=list_page_size,
         fail_uploads=fail_uploads, truncate_downloads=truncate_downloads, truncate_mode=truncate_mode,
         render_workers=render_workers,
     )

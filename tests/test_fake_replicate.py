@@ -187,6 +187,61 @@ def test_prefer_wait_times_out_as_starting(server: FakeReplicate, client: replic
     p.cancel()
 
 
+def test_prefer_wait_returns_as_soon_as_a_concurrent_cancel_lands(server: FakeReplicate,
+                                                                 client: replicate.Client) -> None:
+    server.config.latency = 30
+    answer: list = []
+    t0 = time.monotonic()
+    held = threading.Thread(target=lambda: answer.append(client.models.predictions.create(
+        model="openai/sora-2", input={"prompt": "held then canceled"}, wait=30)))
+    held.start()
+    deadline = time.monotonic() + 5
+    while not [p for p in server.predictions() if p["input"]["prompt"] == "held then canceled"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    [rec] = [p for p in server.predictions() if p["input"]["prompt"] == "held then canceled"]
+    assert client.predictions.cancel(rec["id"]).status == "canceled"
+    held.join(5)
+    assert answer and answer[0].status == "canceled" and answer[0].id == rec["id"]
+    assert time.monotonic() - t0 < 3  # answered by the cancel, not after the 30 s wait
+
+
+def test_list_predictions_newest_first_with_cursor_pages(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.list_page_size = 2
+    made = [client.models.predictions.create(model="google/veo-3-fast", input={"prompt": f"list {i}", "duration": 4})
+            for i in range(5)]
+    for p in made:
+        p.cancel()  # nothing to render
+    newest_first = [p.id for p in reversed(made)]
+    first = client.predictions.list()
+    assert [p.id for p in first] == newest_first[:2] and first.previous is None
+    assert first.next.startswith(f"{server.base_url}/v1/predictions?cursor=")  # a full URL, like the real API
+    second = client.predictions.list(first.next)
+    assert [p.id for p in second] == newest_first[2:4]
+    assert [p.id for p in client.predictions.list(second.previous)] == newest_first[:2]
+    third = client.predictions.list(second.next)
+    assert [p.id for p in third][:1] == newest_first[4:5]
+    # Full prediction objects, as GET /v1/predictions/<id> gives them.
+    top = first.results[0]
+    assert (top.model, top.input, top.status) == ("google/veo-3-fast", {"prompt": "list 4", "duration": 4}, "canceled")
+    assert top.created_at.endswith("Z") and top.urls["get"].endswith(f"/v1/predictions/{top.id}")
+    assert httpx.get(f"{server.base_url}/v1/predictions").status_code == 401
+    assert httpx.get(f"{server.base_url}/v1/predictions?cursor=bogus", headers=AUTH).status_code == 400
+
+
+def test_create_then_error_creates_but_answers_502(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.create_then_error = 1
+    server.reset()
+    with pytest.raises(ReplicateError) as err:
+        client.models.predictions.create(model="openai/sora-2", input={"prompt": "lost answer"}, wait=5)
+    assert err.value.status == 502
+    [made] = [p for p in client.predictions.list() if p.input == {"prompt": "lost answer"}]  # but it exists
+    assert made.status in ("starting", "processing", "succeeded")
+    made.cancel()
+    assert server.config.create_then_error == 0  # one shot
+    assert [r["status"] for r in server.requests()][:1] == [502]
+
+
 def test_run_defaults_and_generated_first_frame(server: FakeReplicate, client: replicate.Client,
                                                 tmp_path: Path) -> None:
     """replicate.run sends `Prefer: wait`; veo defaults are 8 s 16:9 with audio; no image is fine."""
@@ -433,6 +488,8 @@ def test_fake_endpoints(server: FakeReplicate, client: replicate.Client) -> None
     assert httpx.get(f"{base}/_fake/config").json()["flag_word"] == "nope"
     assert httpx.post(f"{base}/_fake/config", json={"nonsense": 1}).status_code == 400
     assert httpx.post(f"{base}/_fake/config", json={"latency": "slow"}).status_code == 400
+    assert httpx.post(f"{base}/_fake/config", json={"create_then_error": 1.5}).status_code == 400
+    assert httpx.post(f"{base}/_fake/config", json={"create_then_error": 0}).json()["create_then_error"] == 0
     httpx.post(f"{base}/_fake/config", json={"expected_token": None})
 
     p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "introspect"}, wait=10)
@@ -473,7 +530,7 @@ def test_cli_prints_base_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert fake_replicate_command.name == "fake-replicate"
     proc = subprocess.Popen(
         [sys.executable, "-m", "s9.fake_replicate", "--port", "0", "--latency", "0", "--flag-word", "bad",
-         "--workdir", str(tmp_path / "wd"), "-v"],
+         "--create-then-error", "2", "--list-page-size", "7", "--workdir", str(tmp_path / "wd"), "-v"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -481,7 +538,8 @@ def test_cli_prints_base_url_and_stops_on_sigterm(tmp_path: Path) -> None:
         line = proc.stdout.readline().strip()
         assert line.startswith("REPLICATE_BASE_URL=http://127.0.0.1:")
         base = line.split("=", 1)[1]
-        assert httpx.get(f"{base}/_fake/config").json()["flag_word"] == "bad"
+        config = httpx.get(f"{base}/_fake/config").json()
+        assert (config["flag_word"], config["create_then_error"], config["list_page_size"]) == ("bad", 2, 7)
         r = httpx.get(f"{base}/v1/predictions/nope", headers={"Authorization": "Bearer sekrit-token"})
         assert r.status_code == 404
         proc.send_signal(signal.SIGTERM)
