@@ -1,7 +1,16 @@
 """The prediction journal: every paid prediction is written down the moment it exists, keyed by job fingerprint.
 
 A later run (after a crash, `kill -9`, a failed download) finds the prediction here and resumes it instead of
-paying for a new one. Layout, in the working directory::
+paying for a new one. An entry is written *before* the create request is sent, in state ``submitting`` with the
+model, the exact input and the submit time, because a create held open by ``Prefer: wait`` only reveals the
+prediction's id when it answers: a run that dies before then leaves that entry, and the next run looks the
+prediction up by its input (the backend lists recent predictions) instead of paying for it twice.
+
+States: ``submitting`` (sent, or about to be; id unknown) -> ``starting`` | ``processing`` -> ``succeeded`` |
+``failed`` | ``canceled``; plus ``expired`` (output gone: a new prediction is needed) and ``rejected`` (the API
+refused the create, so nothing was made or paid for).
+
+Layout, in the working directory::
 
     .s9/journal/<fingerprint>.json   one small JSON object per clip, replaced atomically (temp + os.replace)
     .s9/journal/<fingerprint>.lock   flock(2) target held around "look up or create"
@@ -22,33 +31,57 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 DEFAULT_ROOT = Path(".s9") / "journal"
 
-#: Prediction states as Replicate names them, plus "expired" (output gone; a new prediction is needed).
+#: Prediction states as Replicate names them, plus "expired" (output gone; a new prediction is needed) and
+#: "rejected" (the create was refused: nothing exists to follow).
+SUBMITTING = "submitting"
 ACTIVE_STATES = frozenset({"starting", "processing", "succeeded"})
-DEAD_STATES = frozenset({"failed", "canceled", "expired"})
+DEAD_STATES = frozenset({"failed", "canceled", "expired", "rejected"})
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
 
 
 @dataclass(frozen=True)
 class JournalEntry:
-    prediction_id: str
+    prediction_id: str | None  # None while "submitting": the create has not answered yet
     model: str
-    state: str  # starting | processing | succeeded | failed | canceled | expired
-    created_at: float  # epoch seconds when the prediction was created (the timeout counts from here)
+    state: str  # submitting | starting | processing | succeeded | failed | canceled | expired | rejected
+    created_at: float  # epoch seconds when the create was sent (the timeout counts from here)
     updated_at: float
     output_url: str | None = None
     error: str | None = None
     label: str | None = None  # "concept scene N", for a person reading the folder
+    input: dict[str, Any] | None = None  # the exact input sent (the upload URL in it is not secret)
+    submitted_at: str | None = None  # UTC ISO-8601 time the create was sent: where a recovery listing starts
+
+    @classmethod
+    def submitting(
+        cls, model: str, input: dict[str, Any], now: float | None = None, label: str | None = None
+    ) -> JournalEntry:
+        """The entry written just before a create request goes out."""
+        now = time.time() if now is None else now
+        return cls(None, model, SUBMITTING, now, now, label=label, input=input, submitted_at=utc_iso(now))
 
     @property
     def resumable(self) -> bool:
         """Worth polling/downloading again rather than paying for a new prediction."""
-        return self.state in ACTIVE_STATES
+        return bool(self.prediction_id) and (self.state in ACTIVE_STATES or self.state == SUBMITTING)
+
+    @property
+    def unconfirmed(self) -> bool:
+        """A create was sent but its answer never recorded: the prediction may or may not exist."""
+        return self.state == SUBMITTING and not self.prediction_id
+
+    @property
+    def submitted_epoch(self) -> float:
+        """When the create was sent, in epoch seconds (``submitted_at`` when readable, else ``created_at``)."""
+        parsed = parse_utc(self.submitted_at) if self.submitted_at else None
+        return parsed if parsed is not None else self.created_at
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,6 +203,30 @@ class _FileLock:
                 os.close(fd)
         finally:
             self._rlock.release()
+
+
+def utc_iso(epoch: float) -> str:
+    """Epoch seconds as the API writes times: ISO-8601 UTC with microseconds and a Z."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc(text: str | None) -> float | None:
+    """Epoch seconds from an ISO-8601 time (a trailing Z, any number of fraction digits); None if unreadable.
+
+    A time without a zone is taken as UTC, which is what the API means."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    value = text.strip()
+    value = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
+    # fromisoformat takes at most 6 fraction digits; some servers send 9.
+    value = re.sub(r"(\.\d{6})\d+", r"\1", value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _check(fingerprint: str) -> str:

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from s9.journal import Journal, JournalEntry
+from s9.journal import Journal, JournalEntry, parse_utc, utc_iso
 
 FP = "ab" * 32
 OTHER = "cd" * 32
@@ -84,7 +85,7 @@ def test_lock_is_reentrant_and_excludes_other_threads(tmp_path: Path) -> None:
 def test_lock_excludes_other_processes(tmp_path: Path) -> None:
     code = f"""
 import sys, time
-from s9.journal import Journal, JournalEntry
+from s9.journal import Journal, JournalEntry, parse_utc, utc_iso
 j = Journal(sys.argv[1])
 with j.lock({FP!r}):
     if j.get({FP!r}) is None:
@@ -100,3 +101,41 @@ with j.lock({FP!r}):
     assert [p.returncode for p in procs] == [0] * 4
     assert sum(o.count("created") for o in outputs) == 1
     assert Journal(tmp_path).get(FP).prediction_id in {f"p{n}" for n in range(4)}
+
+
+def test_submitting_entry_until_the_create_answers(tmp_path: Path) -> None:
+    j = Journal(tmp_path)
+    sent = {"prompt": "a lighthouse", "image": "https://api.example/v1/files/abc", "duration": 4}
+    now = time.time()
+    first = j.record(FP, JournalEntry.submitting("google/veo-3.1-fast", sent, now, label="tiny scene 1"))
+    got = j.get(FP)
+    assert got == first and got.input == sent and got.prediction_id is None
+    assert (got.state, got.unconfirmed, got.resumable) == ("submitting", True, False)
+    assert got.submitted_at.endswith("Z") and abs(got.submitted_epoch - now) < 1e-5
+    assert json.loads(j.path(FP).read_text())["prediction_id"] is None
+    # The create answered: id and state recorded; input and submit time stay for reference.
+    answered = j.update(FP, prediction_id="p9", state="starting")
+    assert (answered.unconfirmed, answered.resumable, answered.input) == (False, True, sent)
+    assert answered.submitted_at == first.submitted_at
+
+
+def test_rejected_create_is_dead_and_old_entries_still_load(tmp_path: Path) -> None:
+    rejected = replace(JournalEntry.submitting("m", {"prompt": "x"}), state="rejected")
+    assert not rejected.resumable and not rejected.unconfirmed
+    # An entry written before `input`/`submitted_at` existed reads fine; its submit time is created_at.
+    j = Journal(tmp_path)
+    j.path(FP).parent.mkdir(parents=True, exist_ok=True)
+    j.path(FP).write_text(json.dumps({"fingerprint": FP, "prediction_id": "p1", "model": "m", "state": "processing",
+                                      "created_at": 1700000000.5, "updated_at": 1700000001.0}))
+    old = j.get(FP)
+    assert old.resumable and old.input is None and old.submitted_epoch == 1700000000.5
+
+
+def test_parse_utc() -> None:
+    assert parse_utc("2024-01-02T03:04:05.123456Z") == pytest.approx(1704164645.123456)
+    assert parse_utc("2024-01-02T03:04:05.123456789Z") == pytest.approx(1704164645.123456)  # 9 digits
+    assert parse_utc("2024-01-02T03:04:05+00:00") == parse_utc("2024-01-02T03:04:05") == 1704164645.0
+    assert parse_utc("2024-01-02T05:04:05+02:00") == 1704164645.0
+    assert parse_utc(utc_iso(1704164645.25)) == 1704164645.25
+    for bad in (None, "", "yesterday", "2024-13-45T00:00:00Z"):
+        assert parse_utc(bad) is None

@@ -14,9 +14,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import replicate
 from click.testing import CliRunner
 
 from s9.backends import get_backend
@@ -37,10 +39,13 @@ LATENCY = 0.2
 CREATE = "POST /v1/models/{owner}/{name}/predictions"
 GET = "GET /v1/predictions/{id}"
 CANCEL = "POST /v1/predictions/{id}/cancel"
+LIST = "GET /v1/predictions"
 UPLOAD = "POST /v1/files"
 OUTPUT = "GET /v1/outputs/{id}.mp4"
-# Quick polling and backoff so in-process tests spend their time rendering, not sleeping.
+# Quick polling and backoff so in-process tests spend their time rendering, not sleeping. Creates are held
+# with Prefer: wait=60 as shipped; NO_WAIT is the old create-then-poll path.
 FAST = Policy(poll_initial=0.05, poll_factor=1.5, poll_max=0.25, backoff_base=0.05, backoff_max=2.0, attempts=4)
+NO_WAIT = replace(FAST, wait=0)
 S9 = [sys.executable, "-m", "s9.cli"]
 
 
@@ -168,7 +173,9 @@ def test_each_model_end_to_end_with_exact_payload(
     # Exactly the payload the job describes, with the uploaded file's URL as the first frame.
     assert record["model"] == model
     assert record["input"] == job.api_input(image_url)
-    assert record["prefer"] is None  # never Prefer: wait -- the id must be journaled before any waiting
+    # Held open until done: upload, create, download -- no status checks and no listing.
+    assert record["prefer"] == "wait=60"
+    assert hits(srv, GET) == 0 and hits(srv, LIST) == 0 and srv.stats()["total"] == 3
     assert record["render"]["first_frame"] == "file"  # the fake resolved our upload, not a placeholder
     assert upload["status"] == 201
     debug = job.debug_file.read_text()
@@ -178,6 +185,7 @@ def test_each_model_end_to_end_with_exact_payload(
     assert b.stats["downloads_fileoutput" if scheme == "https" else "downloads_url"] == 1
     entry = Journal().get(job.fingerprint)
     assert entry is not None and (entry.prediction_id, entry.state) == (record["id"], "succeeded")
+    assert entry.input == record["input"] and entry.submitted_at  # what was sent, and when
 
 
 def test_upload_once_per_distinct_image(server: FakeReplicate, workdir: Path) -> None:
@@ -210,6 +218,7 @@ def test_rate_limited_create_waits_retry_after_then_succeeds(server: FakeReplica
     assert creates[1]["time"] - creates[0]["time"] >= 1.0  # Retry-After honoured
     assert b.stats["rate_limited"] == 1 and b.stats["creates"] == 1
     assert len(server.predictions()) == 1
+    assert hits(server, LIST) == 0  # a 429 created nothing: no need to look
 
 
 def test_rate_limit_that_never_ends_fails_the_scene(server: FakeReplicate, workdir: Path) -> None:
@@ -222,6 +231,9 @@ def test_rate_limit_that_never_ends_fails_the_scene(server: FakeReplicate, workd
     assert hits(server, CREATE, 429) == FAST.attempts
     assert server.predictions() == [] and not job.output.exists()
     assert "Rate limit exceeded" in job.error_file.read_text()
+    # Certainly nothing was created: the entry is dead, so a re-run creates without listing first.
+    entry = Journal().get(job.fingerprint)
+    assert (entry.prediction_id, entry.state) == (None, "rejected") and not entry.resumable
 
 
 def test_server_error_on_create_is_retried(server: FakeReplicate, workdir: Path) -> None:
@@ -229,17 +241,20 @@ def test_server_error_on_create_is_retried(server: FakeReplicate, workdir: Path)
     server.config.server_error_status = 500  # the client never retries a POST, whatever the status
     s = settings()
     job = jobs_for(workdir, s, scenes=scenes(1))[0]
-    run_job(job, backend(s))
+    b = backend(s)
+    run_job(job, b)
     check_clip(job)
     assert hits(server, CREATE, 500) == 2 and hits(server, CREATE, 201) == 1
     assert len(server.predictions()) == 1
+    # A 5xx may hide a created prediction: each one is followed by a listing, which found nothing here.
+    assert hits(server, LIST) == 2 and b.stats["adopted"] == 0 and b.stats["creates"] == 1
 
 
 def test_server_error_on_status_check_is_survived(server: FakeReplicate, workdir: Path) -> None:
     server.config.server_error_gets = 3
     s = settings()
     job = jobs_for(workdir, s, scenes=scenes(1))[0]
-    run_job(job, backend(s))
+    run_job(job, backend(s, policy=NO_WAIT))  # status checks are the no-wait path's (and a long wait's)
     check_clip(job)
     assert hits(server, GET, 503) == 3
     assert len(server.predictions()) == 1
@@ -299,14 +314,15 @@ def test_failing_upload_fails_only_that_scene(server: FakeReplicate, workdir: Pa
 
 def test_timeout_cancels_through_the_api(server: FakeReplicate, workdir: Path) -> None:
     server.config.latency = 30.0
-    s = settings(prediction_timeout_seconds=0.5)
+    s = settings(prediction_timeout_seconds=1.5)
     job = jobs_for(workdir, s, scenes=scenes(1))[0]
     t0 = time.monotonic()
-    with pytest.raises(GenerationError, match=r"^timed out after 0.5 s; prediction (\w+) was canceled$") as err:
+    with pytest.raises(GenerationError, match=r"^timed out after 1.5 s; prediction (\w+) was canceled$") as err:
         run_job(job, backend(s))
     assert time.monotonic() - t0 < 5
     [record] = server.predictions()
     assert record["id"] in str(err.value) and record["status"] == "canceled"
+    assert record["prefer"] == "wait=1"  # never held past the timeout (whole seconds: the header takes ints)
     assert hits(server, CANCEL, 200) == 1
     assert Journal().get(job.fingerprint).state == "canceled"
     assert not job.output.exists() and not list(job.output.parent.glob(".*tmp*"))
@@ -371,29 +387,156 @@ def test_same_clip_from_two_backends_at_once_is_one_prediction(server: FakeRepli
         verify(workdir / f"copy{i}.mp4", duration=4, audio=True)
 
 
-def test_resume_after_kill_9_creates_no_second_prediction(server: FakeReplicate, workdir: Path) -> None:
-    server.config.latency = 3.0
+def test_kill_9_during_a_held_create_is_adopted_on_rerun(server: FakeReplicate, workdir: Path) -> None:
+    # The create is held open by Prefer: wait, so the dying run never learns the prediction's id; the journal
+    # only says "submitting" (with the exact input). The re-run must find that prediction, not pay again.
+    server.config.latency = 4.0
     prompts, frames = make_concept(workdir, scenes=scenes(1))
     args = [prompts, "1", frames / "tiny_p1_first_frame.jpg", "--backend", "replicate", "--aspect-ratio", "1:1"]
     proc = subprocess.Popen([*S9, "clip", *map(str, args)], cwd=workdir, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=os.environ.copy())
-    journal = workdir / ".s9/journal"
+
+    def held() -> bool:
+        entries = list(Journal().entries().values())
+        return [e.state for e in entries] == ["submitting"] and len(server.predictions()) == 1
+
     try:
-        wait_for(lambda: any(journal.glob("*.json")), what="the journal entry")
+        wait_for(held, what="a create held open, journaled as submitting")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(10)
+    [before] = Journal().entries().values()
     [record] = server.predictions()
-    assert record["status"] != "succeeded"  # killed while the prediction was still running
+    assert before.prediction_id is None and before.input == record["input"]
+    assert record["status"] != "succeeded" and record["prefer"] == "wait=60"
     code, out, err = run("clip", *args)
     assert code == 0, err
-    assert hits(server, CREATE) == 1 and len(server.predictions()) == 1
+    assert len(server.predictions()) == 1  # adopted through the listing, not created again
+    assert hits(server, LIST) == 1
     verify(workdir / "outputs/b1/tiny/tiny_p1_veo_3.1_fast.mp4", duration=4, audio=True, width=720, height=720)
     [entry] = Journal().entries().values()
     assert (entry.prediction_id, entry.state) == (record["id"], "succeeded")
 
 
-def test_ctrl_c_cancels_every_prediction_and_leaves_no_partial_file(server: FakeReplicate, workdir: Path) -> None:
+def test_create_that_errors_after_creating_is_adopted(server: FakeReplicate, workdir: Path) -> None:
+    server.config.create_then_error = 1  # the prediction is made, the answer is a 502
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    b = backend(s)
+    run_job(job, b)
+    check_clip(job)
+    [record] = server.predictions()
+    assert hits(server, CREATE) == 1 and hits(server, CREATE, 502) == 1 and hits(server, LIST) == 1
+    assert (b.stats["adopted"], b.stats["creates"]) == (1, 0)
+    entry = Journal().get(job.fingerprint)
+    assert (entry.prediction_id, entry.state) == (record["id"], "succeeded")
+
+
+def test_listing_without_inputs_falls_back_to_getting_candidates(server: FakeReplicate, workdir: Path) -> None:
+    server.config.create_then_error = 1
+    server.config.list_omits_input = True  # should a listing ever leave `input` out
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    b = backend(s)
+    run_job(job, b)
+    check_clip(job)
+    [record] = server.predictions()
+    assert (b.stats["adopted"], b.stats["creates"], b.stats["list_gets"]) == (1, 0, 1)
+    assert Journal().get(job.fingerprint).prediction_id == record["id"]
+
+
+def write_unconfirmed(job: Job, sent: dict, submitted: float) -> None:
+    """A journal entry as a run leaves it when it dies after journaling a create, before any answer."""
+    path = Journal().path(job.fingerprint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "fingerprint": job.fingerprint, "prediction_id": None, "model": job.model.id, "state": "submitting",
+        "created_at": submitted, "updated_at": submitted, "label": job.label, "input": sent,
+        "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(submitted)),
+    }))
+
+
+def test_unconfirmed_create_that_never_landed_is_made_once(server: FakeReplicate, workdir: Path) -> None:
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    sent = job.api_input(f"{server.base_url}/v1/files/uploaded-by-the-dead-run")
+    write_unconfirmed(job, sent, time.time() - 30)
+    # Another prediction of the same model made since then, with another input: not ours to adopt.
+    other = replicate.Client(api_token=TOKEN, base_url=server.base_url).models.predictions.create(
+        model=job.model.id, input={**sent, "prompt": "another scene entirely"})
+    b = backend(s)
+    run_job(job, b)
+    check_clip(job)
+    assert hits(server, LIST) == 1 and hits(server, CREATE) == 2  # the listing found nothing -> one create
+    assert (b.stats["recoveries"], b.stats["adopted"], b.stats["creates"]) == (1, 0, 1)
+    [mine] = [p for p in server.predictions() if p["id"] != other.id]
+    entry = Journal().get(job.fingerprint)
+    assert (entry.prediction_id, entry.state) == (mine["id"], "succeeded")
+    assert mine["input"] == entry.input != sent  # this run's own upload URL
+
+
+def test_recovery_follows_pages_back_to_the_submit_time(server: FakeReplicate, workdir: Path) -> None:
+    server.config.list_page_size = 2
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    client = replicate.Client(api_token=TOKEN, base_url=server.base_url)
+    sent = job.api_input(f"{server.base_url}/v1/files/uploaded-by-the-dead-run")
+    write_unconfirmed(job, sent, time.time() - 1)
+    lost = client.models.predictions.create(model=job.model.id, input=sent)  # the create whose answer was lost
+    for i in range(4):  # newer predictions push it onto the third page
+        client.predictions.cancel(client.models.predictions.create(
+            model=job.model.id, input={**sent, "prompt": f"later {i}"}).id)
+    b = backend(s)
+    run_job(job, b)
+    check_clip(job)
+    assert (b.stats["lists"], b.stats["adopted"], b.stats["creates"]) == (3, 1, 0)
+    assert Journal().get(job.fingerprint).prediction_id == lost.id and len(server.predictions()) == 5
+
+    # The same input made long before the submit time (beyond the skew allowance) is not adopted, and the
+    # listing stops at the first prediction that old instead of paging through the whole history.
+    write_unconfirmed(job, sent, time.time() + 600)
+    b = backend(s, policy=replace(FAST, list_skew=60.0))
+    run_job(job, b)
+    assert (b.stats["lists"], b.stats["adopted"], b.stats["creates"]) == (1, 0, 1)
+    assert len(server.predictions()) == 6
+
+
+def test_no_wait_policy_creates_then_polls(server: FakeReplicate, workdir: Path) -> None:
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    b = backend(s, policy=NO_WAIT)
+    run_job(job, b)
+    check_clip(job)
+    [record] = server.predictions()
+    assert record["prefer"] is None
+    assert hits(server, GET) >= 1 and b.stats["polls"] == hits(server, GET) and hits(server, LIST) == 0
+
+
+def test_cancel_all_while_polling_cancels_through_the_api(server: FakeReplicate, workdir: Path) -> None:
+    server.config.latency = 60.0
+    s = settings()
+    jobs = jobs_for(workdir, s, scenes=scenes(2))
+    b = backend(s, policy=NO_WAIT)
+    errors: list[str] = []
+
+    def go(job: Job) -> None:
+        try:
+            b.produce(job, job.api_input(b.upload(job)), workdir / f"{job.scene.number}.mp4")
+        except GenerationError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=go, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    wait_for(lambda: hits(server, GET) >= 2, what="both predictions being polled")
+    b.cancel_all()
+    for t in threads:
+        t.join(5)
+    assert len(errors) == 2 and all(e.startswith("canceled (interrupted)") for e in errors)
+    assert [p["status"] for p in server.predictions()] == ["canceled"] * 2 and hits(server, LIST) == 0
+
+
+def test_ctrl_c_during_held_creates_cancels_them_promptly(server: FakeReplicate, workdir: Path) -> None:
     server.config.latency = 60.0
     prompts, frames = make_concept(workdir)
     proc = subprocess.Popen(
@@ -401,19 +544,29 @@ def test_ctrl_c_cancels_every_prediction_and_leaves_no_partial_file(server: Fake
          "--aspect-ratio", "1:1"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(),
     )
+
+    def held() -> bool:
+        states = [e.state for e in Journal().entries().values()]
+        return states == ["submitting"] * 3 and len(server.predictions()) == 3
+
     try:
-        wait_for(lambda: len(server.predictions()) == 3 and len(Journal().entries()) == 3, what="3 predictions")
-        time.sleep(0.3)  # let every worker reach its polling wait
+        wait_for(held, what="3 creates held open")
+        time.sleep(0.2)  # let the requests settle into the server's wait
+        t0 = time.monotonic()
         os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err.decode()
     assert "interrupted" in err.decode()
-    assert [p["status"] for p in server.predictions()] == ["canceled"] * 3
-    assert hits(server, CANCEL) == 3
-    assert {e.state for e in Journal().entries().values()} == {"canceled"}
+    assert took < 10, took  # the held creates were answered at once, not after the 60 s wait
+    records = server.predictions()
+    assert [p["status"] for p in records] == ["canceled"] * 3 and all(p["prefer"] == "wait=60" for p in records)
+    assert hits(server, LIST) >= 1 and hits(server, CANCEL) == 3  # ids found by listing; one cancel each
+    entries = Journal().entries().values()
+    assert {(e.prediction_id, e.state) for e in entries} == {(p["id"], "canceled") for p in records}
     outputs = workdir / "outputs"
     assert not [p for p in outputs.rglob("*") if ".tmp" in p.name or p.suffix == ".mp4"]
 
@@ -476,14 +629,14 @@ def test_token_and_base_url_from_dotenv(server: FakeReplicate, workdir: Path, mo
 
 
 def test_http_requests_per_clip_stay_small(server: FakeReplicate, workdir: Path) -> None:
-    server.config.latency = 2.5
+    server.config.latency = 3.0
     s = settings()
     jobs = jobs_for(workdir, s, scenes=scenes(2))
-    summary = run_jobs(jobs, backend(s, policy=Policy()), workers=2)  # the shipped polling policy
+    summary = run_jobs(jobs, backend(s, policy=Policy()), workers=2)  # the shipped policy: Prefer: wait=60
     assert summary.ok
     per_clip = server.stats()["total"] / len(jobs)
-    print(f"requests per clip at latency 2.5 s: {per_clip:g} {server.stats()['by_route']}")
-    assert per_clip <= 15, server.stats()
+    print(f"requests per clip at latency 3 s: {per_clip:g} {server.stats()['by_route']}")
+    assert per_clip <= 4, server.stats()  # upload, create (held until done), download
 
 
 def test_refuses_non_http_output_urls(server: FakeReplicate, workdir: Path) -> None:

@@ -1,27 +1,37 @@
-"""The Replicate backend: upload the first frame, create a prediction, poll it, stream the clip to disk.
+"""The Replicate backend: upload the first frame, create a prediction, wait for it, stream the clip to disk.
 
 Money is the thing to protect here, so:
 
-* every prediction is written to the journal (`s9.journal`) the moment it exists, keyed by the job's
-  fingerprint; a later `produce` for the same fingerprint (the runner's re-download after a bad file, a
-  re-run after a crash) resumes that prediction instead of paying for a new one;
-* creates are never sent with ``Prefer: wait``, so the id is known (and journaled) before any waiting;
-* a timeout or Ctrl-C cancels the prediction through the API, so nothing keeps running unseen.
+* every prediction is written to the journal (`s9.journal`), keyed by the job's fingerprint, *before* its
+  create request is sent (state ``submitting``: model, exact input, submit time) and again with its id the
+  moment the create answers; a later `produce` for the same fingerprint (the runner's re-download after a
+  bad file, a re-run after a crash) resumes that prediction instead of paying for a new one;
+* creates are sent with ``Prefer: wait=N`` (`Policy.wait`), so a clip is usually done when the create
+  answers: no polling delay, three requests per clip. The price is that the id is unknown while the create
+  is held open. So when the id is unknown -- a run died mid-create, or a create ended ambiguously (5xx,
+  read timeout, dropped connection: the server may have made it) -- recent predictions are listed
+  (``GET /v1/predictions``, newest first, back to the submit time minus `Policy.list_skew`) and one with
+  our model and exactly our journaled input (the upload URL in it makes it unique) is adopted; only if none
+  is found is a new one created. A 429 means nothing was created and is simply retried;
+* a timeout or Ctrl-C cancels the prediction through the API, so nothing keeps running unseen -- including
+  creates still held open, whose ids `cancel_all` finds by listing.
 
 The API token never leaves the HTTP ``Authorization`` header: every message we raise is scrubbed of it.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import random
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
@@ -34,7 +44,7 @@ from replicate.helpers import FileOutput, transform_output
 
 from ..errors import GenerationError, InputError, S9Error
 from ..job import Job
-from ..journal import Journal, JournalEntry
+from ..journal import Journal, JournalEntry, parse_utc
 from ..params import Settings
 
 TOKEN_VARS = ("REPLICATE_API_TOKEN", "REPLICATE_API_KEY")
@@ -44,9 +54,15 @@ REDACTED = "[redacted]"
 T = TypeVar("T")
 
 
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+
+
 @dataclass(frozen=True)
 class Policy:
-    """Retry and polling knobs. The defaults keep a 10 s generation to ~8 HTTP requests per clip."""
+    """Waiting, retry and polling knobs. With the defaults a clip that takes under a minute costs three HTTP
+    requests (upload, create held by ``Prefer: wait``, download); polling only follows a longer wait."""
+
+    wait: int = 60  # Prefer: wait=N on create, seconds (the API's max is 60); 0 = create, then poll
 
     poll_initial: float = 1.0  # first status check this long after create (REPLICATE_POLL_INTERVAL overrides)
     poll_factor: float = 1.5  # each wait is this much longer than the last...
@@ -56,6 +72,10 @@ class Policy:
     backoff_base: float = 1.0  # seconds before the first retry without Retry-After; doubles each time
     backoff_max: float = 30.0  # cap for one backoff wait, also for Retry-After
     download_attempts: int = 3  # tries for one download on network errors / 5xx (same prediction)
+    list_skew: float = 120.0  # a recovery listing goes back to the submit time minus this (clock skew)
+    list_pages: int = 5  # ...or at most this many pages (100 predictions each on the real API)
+    list_gets: int = 10  # candidates fetched one by one when a listing leaves `input` out
+    cancel_list_seconds: float = 5.0  # how long Ctrl-C keeps listing for creates that are still held open
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Policy:
@@ -102,6 +122,22 @@ class _Transient(Exception):
     """A download failure worth trying again (5xx, 429, connection dropped)."""
 
 
+class _NotCreated(GenerationError):
+    """A create that certainly made no prediction: refused (4xx), or every try failed and no listing found one."""
+
+
+@dataclass(eq=False)
+class _Submission:
+    """A create that was sent (or is about to be) whose prediction id is not known yet."""
+
+    fp: str
+    model: str
+    input: dict[str, Any]  # JSON-normalised, as the API echoes it back
+    since: float  # epoch seconds the create was sent: listings go back to here (minus Policy.list_skew)
+    exclude: frozenset[str] = field(default_factory=frozenset)  # older predictions of ours with the same input
+    found: tuple[str, str] | None = None  # (id, state) of the prediction cancel_all found and canceled
+
+
 class ReplicateBackend:
     """`Backend` for Replicate. Thread-safe: `run_jobs` calls `upload`/`produce` from several threads."""
 
@@ -131,6 +167,7 @@ class ReplicateBackend:
         self._uploads: dict[str, str] = {}  # first-frame sha256 -> uploaded file URL
         self._upload_locks: dict[str, threading.Lock] = {}
         self._inflight: dict[str, str] = {}  # prediction id -> fingerprint
+        self._submitting: dict[str, _Submission] = {}  # fingerprint -> create in flight (id not known yet)
         self._canceled = threading.Event()
         self._local = threading.local()  # Retry-After of the last 429 this thread saw
         self.stats: Counter[str] = Counter()
@@ -159,14 +196,24 @@ class ReplicateBackend:
             raise GenerationError(self._scrub(f"unexpected error: {_describe(exc)}")) from None
 
     def cancel_all(self) -> None:
-        """Cancel every in-flight prediction through the API and wake every waiting `produce`."""
+        """Cancel every in-flight prediction through the API and wake every waiting `produce`.
+
+        Creates still held open by ``Prefer: wait`` have no id yet: they are found by listing and canceled,
+        which makes the server answer them (as canceled) at once, so their threads return promptly.
+        """
         self._canceled.set()
         with self._lock:
             targets = dict(self._inflight)
-        if not targets or self._client is None:
+            held = list(self._submitting.values())
+        if self._client is None or not (targets or held):
             return
-        with ThreadPoolExecutor(max_workers=min(8, len(targets)), thread_name_prefix="s9-cancel") as pool:
-            list(pool.map(lambda item: self._cancel_prediction(*item), targets.items()))
+        tasks: list[Callable[[], object]] = [
+            functools.partial(self._cancel_prediction, pid, fp) for pid, fp in targets.items()
+        ]
+        if held:
+            tasks.append(functools.partial(self._cancel_held, held))
+        with ThreadPoolExecutor(max_workers=min(8, len(tasks)), thread_name_prefix="s9-cancel") as pool:
+            list(pool.map(lambda task: task(), tasks))
 
     def close(self) -> None:
         for http in (self._http, self._plain):
@@ -230,10 +277,10 @@ class ReplicateBackend:
                 self._uploads[key] = url
             return url
 
-    # -- create with backoff ----------------------------------------------------------------------
+    # -- POST with backoff ------------------------------------------------------------------------
     def _with_retries(self, what: str, call: Callable[[], T]) -> T:
-        """Run a POST that the client won't retry: back off on 429 (Retry-After) and 5xx, a bounded number
-        of times. Only errors that mean "nothing was done" are retried, so a create is never doubled."""
+        """Run a POST that the client won't retry (an upload): back off on 429 (Retry-After) and 5xx, a
+        bounded number of times. (Creates have their own loop, `_create`, which can tell a doubled create.)"""
         p = self.policy
         last: ReplicateError | Exception | None = None
         for attempt in range(1, p.attempts + 1):
@@ -294,35 +341,235 @@ class ReplicateBackend:
     def _obtain(self, job: Job, api_input: dict[str, Any]) -> tuple[JournalEntry, Any | None]:
         """The journaled prediction for this job when it is still worth following, else a new one.
 
-        Returns the entry and, for a new prediction, the create response (so no status check is needed yet).
-        The per-fingerprint lock makes "look up or create" atomic across threads and processes.
+        Returns the entry and, for a new or adopted prediction, the API's view of it (so no status check is
+        needed yet). The per-fingerprint lock, held through the create, makes "look up or create" atomic
+        across threads and processes.
         """
         fp = job.fingerprint
-        client = self._api()
+        self._api()
         with self.journal.lock(fp):
             entry = self.journal.get(fp)
-            if entry is not None and entry.resumable and entry.model == job.model.id:
-                self._count("resumed")
-                self._track(entry.prediction_id, fp)
-                return entry, None
+            exclude: set[str] = set()
+            if entry is not None and entry.model == job.model.id:
+                if entry.resumable:
+                    self._count("resumed")
+                    self._track(entry.prediction_id, fp)
+                    return entry, None
+                if entry.unconfirmed:  # a run died (or gave up) mid-create: did that create land?
+                    found = self._recover(fp, entry)
+                    if found is not None:
+                        return self._adopt(fp, entry, found), found
+                elif entry.prediction_id:
+                    exclude.add(entry.prediction_id)  # dead, and possibly with this very input
             self._check_canceled()
-            prediction = self._with_retries(
-                "create", lambda: client.models.predictions.create(model=job.model.id, input=api_input)
-            )
-            now = time.time()
-            entry = self.journal.record(
-                fp, JournalEntry(prediction.id, job.model.id, prediction.status, now, now, label=job.label)
-            )
-            self._count("creates")
-            self._track(prediction.id, fp)
-            return entry, prediction
+            return self._submit(job, api_input, exclude)
 
-    def _track(self, pid: str, fp: str) -> None:
+    def _recover(self, fp: str, entry: JournalEntry) -> Any | None:
+        """The prediction an unanswered create made, found by listing; None when it never landed."""
+        if not isinstance(entry.input, dict):
+            return None  # nothing to recognise it by (a hand-edited entry): treat as never sent
+        sub = _Submission(fp, entry.model, _jsonable(entry.input), entry.submitted_epoch)
+        self._count("recoveries")
+        return self._find_one(sub)
+
+    def _adopt(self, fp: str, entry: JournalEntry, prediction: Any) -> JournalEntry:
+        """Record a prediction found by listing as this fingerprint's, and follow it."""
+        entry = self.journal.record(fp, replace(
+            entry, prediction_id=prediction.id, state=prediction.status, updated_at=time.time(),
+            error=prediction.error if prediction.status == "failed" else None,
+        ))
+        self._count("adopted")
+        self._track(prediction.id, fp, prediction.status)
+        return entry
+
+    def _submit(self, job: Job, api_input: dict[str, Any], exclude: set[str]) -> tuple[JournalEntry, Any]:
+        """Journal the create, then send it; record the id the moment the answer arrives."""
+        fp, model = job.fingerprint, job.model.id
+        sent = _jsonable(api_input)
+        now = time.time()
+        # Written before the request goes out: a run killed while the create is held open leaves this, and
+        # the next run finds the prediction by listing instead of paying for it again.
+        entry = self.journal.record(fp, JournalEntry.submitting(model, sent, now, label=job.label))
+        sub = _Submission(fp, model, sent, now, frozenset(exclude))
+        with self._lock:
+            self._submitting[fp] = sub
+            late = self._canceled.is_set()
+        try:
+            if late:  # cancel_all already took its snapshot: nothing was sent, so say so
+                self.journal.record(fp, replace(entry, state="rejected", error="canceled before it was sent"))
+                self._check_canceled()
+            try:
+                prediction, adopted = self._create(job, api_input, sub, deadline=now + self.timeout)
+            except _NotCreated as exc:
+                self.journal.record(fp, replace(entry, state="rejected", error=str(exc), updated_at=time.time()))
+                raise GenerationError(str(exc)) from None
+            except BaseException:
+                if sub.found is not None:  # cancel_all found and canceled it while we waited
+                    pid, state = sub.found
+                    self.journal.record(fp, replace(entry, prediction_id=pid, state=state, updated_at=time.time()))
+                raise
+            if adopted:
+                return self._adopt(fp, entry, prediction), prediction
+            entry = self.journal.record(fp, replace(
+                entry, prediction_id=prediction.id, state=prediction.status, updated_at=time.time(),
+                error=prediction.error if prediction.status == "failed" else None,
+            ))
+            self._count("creates")
+            self._track(prediction.id, fp, prediction.status)
+            return entry, prediction
+        finally:
+            with self._lock:  # after _track: cancel_all always sees this create in one of the two maps
+                if self._submitting.get(fp) is sub:
+                    del self._submitting[fp]
+
+    def _create(self, job: Job, api_input: dict[str, Any], sub: _Submission, deadline: float) -> tuple[Any, bool]:
+        """Create with ``Prefer: wait``, retrying a bounded number of times; (prediction, adopted).
+
+        429 and connect errors mean nothing was created: back off and retry. A 5xx, a read timeout or a
+        dropped connection may hide a prediction that *was* created: list, adopt it if found, else retry.
+        """
+        client = self._api()
+        p = self.policy
+        last: Exception | None = None
+        for attempt in range(1, p.attempts + 1):
+            self._local.retry_after = None
+            # The timeout counts from the submit: never hold a create open past it, nor start one after it.
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                raise _NotCreated(f"timed out after {self.timeout:g} s before a prediction was created")
+            wait = max(0, min(p.wait, int(remaining)))
+            ambiguous = False
+            try:
+                prediction = client.models.predictions.create(model=job.model.id, input=api_input, wait=wait)
+                return prediction, False
+            except ReplicateError as exc:
+                if exc.status != 429 and (exc.status or 0) < 500:
+                    raise _NotCreated(_api_error(exc)) from None
+                last, ambiguous = exc, exc.status != 429
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                last = exc  # the request never reached the server
+            except httpx.HTTPError as exc:
+                last, ambiguous = exc, True  # sent, but no answer: the server may have acted on it
+            if ambiguous:
+                self._count("create_ambiguous")
+            elif attempt == p.attempts:
+                break
+            delay = self._backoff(attempt, last)
+            if isinstance(last, ReplicateError) and last.status == 429:
+                self._count("rate_limited")
+            canceled = self._canceled.wait(delay)
+            if ambiguous:
+                # The pause above also lets a prediction the server did make show up in the listing. Listed
+                # even after Ctrl-C: adopting it is how it gets canceled (_track) rather than left running.
+                found = self._find_one(sub)
+                if found is not None:
+                    return found, True
+            if canceled:
+                self._check_canceled()
+            if attempt == p.attempts:
+                break
+            self._count("create_retries")
+        if isinstance(last, ReplicateError) and last.status == 429:
+            raise _NotCreated(f"Rate limit exceeded ({_api_error(last)}; gave up after {p.attempts} attempts)")
+        reason = _api_error(last) if isinstance(last, ReplicateError) else _describe(last)
+        raise _NotCreated(f"{reason} (gave up after {p.attempts} attempts)")
+
+    # -- recovery by listing ----------------------------------------------------------------------
+    def _find_one(self, sub: _Submission) -> Any | None:
+        """`_find` for one submission; a listing that fails is an error, never "not found" (that would pay twice)."""
+        try:
+            return self._find([sub]).get(sub.fp)
+        except ReplicateError as exc:
+            reason = _api_error(exc)
+        except httpx.HTTPError as exc:
+            reason = _describe(exc)
+        raise GenerationError(
+            f"could not tell whether a create for {sub.model} reached the API (listing predictions failed: "
+            f"{reason}); not creating another -- run again to look again"
+        )
+
+    def _find(self, subs: Sequence[_Submission]) -> dict[str, Any]:
+        """List predictions newest first, back to the oldest submit time minus `Policy.list_skew` (or
+        `Policy.list_pages` pages), and match each submission to the prediction it made: same model, exactly
+        the same input, not one of its excluded (older) ids. Returns {fingerprint: prediction}."""
+        client = self._api()
+        p = self.policy
+        want = list(subs)
+        found: dict[str, Any] = {}
+        cutoff = min(s.since for s in want) - p.list_skew
+        cursor: str | None = None
+        gets = 0
+        for _ in range(max(1, p.list_pages)):
+            page = client.predictions.list() if cursor is None else client.predictions.list(cursor)
+            self._count("lists")
+            reached_cutoff = False
+            for prediction in page.results:
+                created = parse_utc(prediction.created_at)
+                if created is not None and created < cutoff:
+                    reached_cutoff = True  # newest first: everything after this is older still
+                    break
+                candidates = [
+                    s for s in want
+                    if prediction.model == s.model and prediction.id not in s.exclude
+                    and (created is None or created >= s.since - p.list_skew)
+                ]
+                if not candidates:
+                    continue
+                inp = prediction.input
+                if not inp and gets < p.list_gets:
+                    # A listing may leave `input` out; the prediction itself has it (until its data is removed).
+                    gets += 1
+                    self._count("list_gets")
+                    inp = client.predictions.get(prediction.id).input
+                if not isinstance(inp, dict) or not inp:
+                    continue  # can't be recognised: not adopted (its data, output included, is gone anyway)
+                for sub in candidates:
+                    if _canonical(inp) == _canonical(sub.input):
+                        found[sub.fp] = prediction
+                        want.remove(sub)
+                        break
+                if not want:
+                    return found
+            if reached_cutoff or not page.next:
+                return found
+            cursor = page.next
+        self._count("list_truncated")  # gave up paging before reaching the submit time
+        return found
+
+    def _cancel_held(self, held: list[_Submission]) -> None:
+        """Ctrl-C: find the predictions of creates still held open, and cancel them so the server answers.
+
+        A create whose request has not reached the server yet is looked for again, for a few seconds, while
+        its thread is still waiting; one that answers meanwhile is canceled by `_track` instead.
+        """
+        deadline = time.monotonic() + self.policy.cancel_list_seconds
+        left = held
+        while True:
+            with self._lock:
+                left = [s for s in left if self._submitting.get(s.fp) is s]  # still waiting for an answer
+            if not left:
+                return
+            try:
+                found = self._find(left)
+            except (ReplicateError, httpx.HTTPError, S9Error):
+                found = {}
+            for sub in left:
+                prediction = found.get(sub.fp)
+                if prediction is not None:
+                    final = self._cancel_prediction(prediction.id, sub.fp, journal=False)
+                    sub.found = (prediction.id, final.status if final is not None else prediction.status)
+            left = [s for s in left if s.fp not in found]
+            if not left or time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+
+    def _track(self, pid: str, fp: str, status: str | None = None) -> None:
         with self._lock:
             self._inflight[pid] = fp
             late = self._canceled.is_set()
         if late:  # cancel_all ran while this prediction was being created: it must not run on unseen
-            self._cancel_prediction(pid, fp)
+            if status not in TERMINAL:
+                self._cancel_prediction(pid, fp)
             self._check_canceled(pid)
 
     def _wait(self, job: Job, entry: JournalEntry, prediction: Any | None) -> Any:
@@ -378,14 +625,18 @@ class ReplicateBackend:
             interval = min(interval * p.poll_factor, p.poll_max)
             prediction = None
 
-    def _cancel_prediction(self, pid: str, fp: str) -> Any | None:
-        """Cancel through the API; journal what the server says. None when the cancel could not be sent."""
+    def _cancel_prediction(self, pid: str, fp: str, journal: bool = True) -> Any | None:
+        """Cancel through the API; journal what the server says. None when the cancel could not be sent.
+
+        `journal=False` for a create still held open: its thread holds the journal lock and records the id.
+        """
         try:
             final = self._api().predictions.cancel(pid)
         except (ReplicateError, httpx.HTTPError, S9Error):
             return None  # journal keeps it resumable: a later run follows it instead of paying again
         self._count("cancels")
-        self._journal_set(fp, pid, state=final.status, error=final.error)
+        if journal:
+            self._journal_set(fp, pid, state=final.status, error=final.error)
         return final
 
     def _check_canceled(self, pid: str | None = None) -> None:
@@ -479,6 +730,15 @@ class ReplicateBackend:
         if self._token and len(self._token) >= 4:
             text = text.replace(self._token, REDACTED)
         return re.sub(r"(?i)\b(bearer|token)\s+[A-Za-z0-9_\-.]{8,}", rf"\1 {REDACTED}", text)
+
+
+def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
+    """A copy as it looks after a JSON round trip (tuples become lists...): how the API echoes an input."""
+    return json.loads(json.dumps(value))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def _write(out: BinaryIO, chunk: bytes) -> int:
