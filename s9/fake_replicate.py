@@ -211,6 +211,9 @@ class FakeConfig:
     auth_outputs: bool = False  # require the token on /v1/outputs too (the real delivery host does not)
     render_workers: int = 2  # clips rendered at once; read when the server starts
     max_wait: float = 60.0  # upper bound for Prefer: wait, like the real API
+    # One clip per (size, duration, audio) for every prediction, ignoring prompt and image: for load tests and
+    # benchmarks where rendering would swamp the orchestration being measured. Outputs stay valid clips.
+    shared_renders: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a dict of changes, checking names and types; raises ValueError naming a bad field."""
@@ -585,6 +588,8 @@ class FakeReplicate:
 
     def _submit_render(self, seed: str, first_frame: Path | None, width: int, height: int, duration: int,
                        audio: bool, prompt: str) -> Future[tuple[Path, datetime]]:
+        if self.config.shared_renders:
+            seed, first_frame, prompt = "shared", None, ""
         frame_digest = hashlib.sha256(first_frame.read_bytes()).hexdigest() if first_frame else "none"
         key = hashlib.sha256(
             json.dumps([seed, frame_digest, width, height, duration, audio, prompt]).encode()
@@ -607,7 +612,7 @@ class FakeReplicate:
             first_frame = self._placeholder_frame(seed, width, height)
         dest = self.workdir / "renders" / f"{key}.mp4"
         partial = dest.with_name(f"{key}.partial.mp4")
-        caption = prompt if len(prompt) <= 80 else prompt[:77] + "..."
+        caption = prompt if len(prompt) <= 80 else prompt[:77] + "..."  # "" with shared_renders
         render_clip(partial, first_frame=first_frame, width=width, height=height, duration=duration,
                     caption=caption, audio=audio, seed=seed, fps=24)
         partial.replace(dest)  # atomic: a download never sees a half-written clip
@@ -1073,6 +1078,8 @@ _TITLES = {
 @click.option("--truncate-mode", type=click.Choice(["short", "abort"]), default="short", show_default=True,
               help="short: honest half-length response; abort: full Content-Length, then hang up.")
 @click.option("--render-workers", default=2, type=int, show_default=True, help="Clips rendered in parallel.")
+@click.option("--shared-renders", is_flag=True,
+              help="Serve one clip per size/duration/audio to every prediction (load tests, benchmarks).")
 @click.option("--certfile", type=click.Path(exists=True, dir_okay=False), help="Serve https with this cert.")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="Private key for --certfile.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Keep files here.")
@@ -1081,7 +1088,7 @@ def fake_replicate_command(host: str, port: int, latency: float, flag_word: str 
                            expected_token: str | None, rate_limit_creates: int, retry_after: float,
                            server_error_creates: int, server_error_gets: int, create_then_error: int,
                            list_page_size: int, fail_uploads: int, truncate_downloads: int, truncate_mode: str,
-                           render_workers: int,
+                           render_workers: int, shared_renders: bool,
                            certfile: str | None, keyfile: str | None, workdir: Path | None,
                            verbose: bool) -> None:
     """Run a local Replicate-compatible server; prints REPLICATE_BASE_URL=<url> first."""
@@ -1091,7 +1098,7 @@ def fake_replicate_command(host: str, port: int, latency: float, flag_word: str 
         server_error_creates=server_error_creates, server_error_gets=server_error_gets,
         create_then_error=create_then_error, list_page_size=list_page_size,
         fail_uploads=fail_uploads, truncate_downloads=truncate_downloads, truncate_mode=truncate_mode,
-        render_workers=render_workers,
+        render_workers=render_workers, shared_renders=shared_renders,
     )
     server = FakeReplicate(host, port, config=config, certfile=certfile, keyfile=keyfile, workdir=workdir,
                            verbose=verbose)

@@ -283,6 +283,18 @@ def test_many_predictions_all_finish(server: FakeReplicate, client: replicate.Cl
     assert len({httpx.get(p.output).content for p in preds}) == 3
 
 
+def test_shared_renders_serve_one_valid_clip_per_shape(server: FakeReplicate, client: replicate.Client,
+                                                      tmp_path: Path) -> None:
+    server.config.shared_renders = True
+    inputs = [{"prompt": f"scene {i}", "duration": 4, "generate_audio": i < 2} for i in range(3)]
+    preds = [client.models.predictions.create(model="google/veo-3.1-fast", input=i) for i in inputs]
+    for p in preds:
+        p.wait()
+    clips = [httpx.get(p.output).content for p in preds]
+    assert clips[0] == clips[1] != clips[2]  # different prompts, same shape -> one clip; no audio -> another
+    assert probe(clips[0], tmp_path, "a.mp4")["audio"] and not probe(clips[2], tmp_path, "b.mp4")["audio"]
+
+
 # -- errors ----------------------------------------------------------------------------------------
 
 
