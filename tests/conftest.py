@@ -74,3 +74,18 @@ def sample(workdir: Path) -> tuple[Path, Path]:
     shutil.copy(SAMPLE_PROMPTS, prompts)
     shutil.copytree(SAMPLE_FRAMES, frames)
     return prompts, frames
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A test CA and a server certificate for 127.0.0.1, so the fake API can serve https (FileOutput)."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    paths = {"ca": folder / "ca.pem", "cert": folder / "cert.pem", "key": folder / "key.pem"}
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    cert.private_key_pem.write_to_path(str(paths["key"]))
+    return paths

@@ -440,19 +440,6 @@ def test_truncated_download_is_detectably_short(server: FakeReplicate, client: r
 # -- https: FileOutput -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    d = tmp_path_factory.mktemp("tls")
-    paths = {"ca": d / "ca.pem", "cert": d / "cert.pem", "key": d / "key.pem"}
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
-    cert.private_key_pem.write_to_path(str(paths["key"]))
-    return paths
-
-
 def test_https_gives_file_output(tls: dict[str, Path], jpeg: Path, monkeypatch: pytest.MonkeyPatch,
                                  tmp_path: Path) -> None:
     with FakeReplicate(config=FakeConfig(latency=LATENCY), certfile=tls["cert"], keyfile=tls["key"]) as srv:

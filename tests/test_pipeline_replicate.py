@@ -33,3 +33,18 @@ def test_a_scene_the_api_refuses_stays_stale(fresh: Path) -> None:
     assert set(lock(fresh)) == stages(1, 3)
     assert "E005" in (fresh / f"outputs/b1/{CONCEPT}/debug/scene_2/error.txt").read_text()
     assert dvc_stale(fresh) == stages(2) == s9_stale(fresh)
+
+
+@pytest.mark.slow
+def test_repro_runs_the_stale_scenes_concurrently(fresh: Path) -> None:
+    """-j 3 on 3 stale scenes: every prediction is created before any finishes (an ordering, not a timing)."""
+    params = fresh / "params.yaml"
+    params.write_text(params.read_text().replace("backend: offline", "backend: replicate"))
+    with FakeReplicate(config=FakeConfig(latency=2.0)) as server:
+        env = {"REPLICATE_API_TOKEN": "r8_test", "REPLICATE_BASE_URL": server.base_url}
+        result = run([S9, "repro", "-j", "3"], fresh, check=False, env=env)
+        records = server.predictions()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(records) == 3 and {r["status"] for r in records} == {"succeeded"}
+    assert max(r["created_at"] for r in records) < min(r["completed_at"] for r in records)
+    assert dvc_stale(fresh) == set() == s9_stale(fresh)

@@ -52,20 +52,6 @@ S9 = [sys.executable, "-m", "s9.cli"]
 # -- fixtures and helpers --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    d = tmp_path_factory.mktemp("tls")
-    paths = {"ca": d / "ca.pem", "cert": d / "cert.pem", "key": d / "key.pem"}
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
-    cert.private_key_pem.write_to_path(str(paths["key"]))
-    return paths
-
-
 def _serve(monkeypatch: pytest.MonkeyPatch, **kwargs) -> Iterator[FakeReplicate]:
     with FakeReplicate(config=FakeConfig(latency=LATENCY), **kwargs) as srv:
         monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
