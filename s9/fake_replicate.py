@@ -21,9 +21,9 @@ is a second opinion on them rather than an echo. Stdlib only, apart from Pillow 
 frame and ``s9.video`` for rendering, both imported lazily.
 
 Faults (``FakeConfig``, ``/_fake/config``, CLI flags): 429s and 5xx on create, 503 on status checks, failing
-uploads, truncated downloads, E005 flagging, and ``create_then_error`` -- a create that DOES make the
-prediction but answers 502 at once, as a gateway giving up on a held create would, so a client that retries
-blindly pays twice.
+uploads, truncated downloads, expired outputs (410), E005 flagging, and ``create_then_error`` -- a create
+that DOES make the prediction but answers 502 at once, as a gateway giving up on a held create would, so a
+client that retries blindly pays twice.
 
 Differences from the real service worth knowing:
 
@@ -203,6 +203,7 @@ class FakeConfig:
     flag_word: str | None = None  # prompts containing it (any case) fail with E005
     fail_uploads: int = 0  # next N file uploads -> 500
     truncate_downloads: int = 0  # next N output downloads send only the first half
+    expire_outputs: int = 0  # next N output downloads answer 410, as an output past its retention does
     # "short": Content-Length says half and half is sent -- the HTTP exchange is clean, so only
     #          checking the file (e.g. opening it with PyAV) catches it. This is the default.
     # "abort": Content-Length says full, half is sent, then the connection closes -- httpx raises.
@@ -987,6 +988,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.fake._advance(p)
         if p is None or p.status != "succeeded" or p.output_path is None:
             raise _ApiError(404, "Not found.")
+        if self.fake._take("expire_outputs"):
+            raise _ApiError(410, "This output has expired.")
         data = p.output_path.read_bytes()
         if self.command == "GET" and self.fake._take("truncate_downloads"):
             half = data[: len(data) // 2]
@@ -1074,6 +1077,7 @@ _TITLES = {
 @click.option("--list-page-size", default=100, type=int, show_default=True,
               help="Predictions per page of GET /v1/predictions.")
 @click.option("--fail-uploads", default=0, type=int, help="Answer the next N uploads with 500.")
+@click.option("--expire-outputs", default=0, type=int, help="Answer the next N output downloads with 410 Gone.")
 @click.option("--truncate-downloads", default=0, type=int, help="Send only half of the next N clips.")
 @click.option("--truncate-mode", type=click.Choice(["short", "abort"]), default="short", show_default=True,
               help="short: honest half-length response; abort: full Content-Length, then hang up.")
@@ -1087,7 +1091,8 @@ _TITLES = {
 def fake_replicate_command(host: str, port: int, latency: float, flag_word: str | None,
                            expected_token: str | None, rate_limit_creates: int, retry_after: float,
                            server_error_creates: int, server_error_gets: int, create_then_error: int,
-                           list_page_size: int, fail_uploads: int, truncate_downloads: int, truncate_mode: str,
+                           list_page_size: int, fail_uploads: int, expire_outputs: int,
+                           truncate_downloads: int, truncate_mode: str,
                            render_workers: int, shared_renders: bool,
                            certfile: str | None, keyfile: str | None, workdir: Path | None,
                            verbose: bool) -> None:
@@ -1097,7 +1102,8 @@ def fake_replicate_command(host: str, port: int, latency: float, flag_word: str 
         rate_limit_creates=rate_limit_creates, retry_after=retry_after,
         server_error_creates=server_error_creates, server_error_gets=server_error_gets,
         create_then_error=create_then_error, list_page_size=list_page_size,
-        fail_uploads=fail_uploads, truncate_downloads=truncate_downloads, truncate_mode=truncate_mode,
+        fail_uploads=fail_uploads, expire_outputs=expire_outputs, truncate_downloads=truncate_downloads,
+        truncate_mode=truncate_mode,
         render_workers=render_workers, shared_renders=shared_renders,
     )
     server = FakeReplicate(host, port, config=config, certfile=certfile, keyfile=keyfile, workdir=workdir,

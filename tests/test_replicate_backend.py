@@ -333,6 +333,21 @@ def test_rerun_resumes_and_replaces_only_dead_predictions(server: FakeReplicate,
     check_clip(job)
 
 
+def test_expired_output_is_paid_for_again_only_once(server: FakeReplicate, workdir: Path) -> None:
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    run_job(job, backend(s))
+    first = Journal().get(job.fingerprint).prediction_id
+    job.output.unlink()
+    server.config.expire_outputs = 1  # the journaled prediction's output is past its retention: 410
+    run_job(job, backend(s))
+    check_clip(job)
+    assert hits(server, CREATE) == 2 and hits(server, OUTPUT, 410) == 1
+    assert Journal().get(job.fingerprint).prediction_id != first
+    run_job(job, backend(s))  # and the replacement is followed from now on
+    assert hits(server, CREATE) == 2
+
+
 def test_prediction_gone_from_server_is_replaced(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = settings()
     job = jobs_for(workdir, s, scenes=scenes(1))[0]
