@@ -2,20 +2,21 @@
 
 DVC parses YAML with ruamel (YAML 1.2: `yes` stays a string, `1:30` is not a number), and the values in
 dvc.lock are compared with `!=`, so s9 reads both dvc.lock and params files the same way. ruamel is slow
-(~1.3 s for a 500-stage lock), so the parsed lock is pickled under `.s9/` keyed by the file's stat.
+(~1.3 s for a 500-stage lock), so the parsed lock is cached as JSON under `.s9/` keyed by the file's stat
+(JSON, not pickle: a cache file must never be able to run code).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import pickle
+import json
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
 from .registry import LOCK_FILE, STAGE_GROUP, STATE_DIR, state_dir
 
-_CACHE = "lock.pickle"
+_CACHE = "lock.json"
 
 
 def parse_yaml(text: str) -> Any:
@@ -34,19 +35,15 @@ def read_lock(root: Path) -> dict[str, dict]:
         return {}
     stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
     cache = root / STATE_DIR / _CACHE
-    with contextlib.suppress(OSError, pickle.PickleError, EOFError, ValueError, TypeError):
-        with cache.open("rb") as handle:
-            cached_stamp, stages = pickle.load(handle)
-        if cached_stamp == stamp:
-            return stages
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if tuple(cached["stamp"]) == stamp:
+            return cached["stages"]
     data = parse_yaml(path.read_text(encoding="utf-8")) or {}
     stages = data.get("stages") or {}
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, ValueError, TypeError):  # an unserialisable value only costs the cache
         state_dir(root)
-        tmp = cache.with_name(f".{_CACHE}.{os.getpid()}.tmp")
-        with tmp.open("wb") as handle:
-            pickle.dump((stamp, stages), handle, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(cache)
+        write_text_atomic(cache, json.dumps({"stamp": stamp, "stages": stages}))
     return stages
 
 
