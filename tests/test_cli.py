@@ -253,3 +253,35 @@ def test_frame_outside_repo_is_recorded_relative_to_prompts(tmp_path: Path, monk
     debug = (repo / "debug/scene_1/veo3_p1_prompt.txt").read_text()
     assert "First Frame Image: ../../../../elsewhere/f.jpg" in debug
     assert os.sep + "elsewhere" not in debug.replace("../", "")
+
+
+def _run_on_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run the real entry point with a pseudo-terminal as stdout/stderr, as a person at a shell would."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*S9, *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                            env={**os.environ, "TERM": "xterm", "COLUMNS": "100"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return proc.wait(), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only(tiny: tuple[Path, Path], workdir: Path) -> None:
+    prompts, frames = tiny
+    args = ["generate", str(prompts), "--frames", str(frames), "--model", "openai/sora-2"]
+    code, screen = _run_on_terminal(args, workdir)
+    assert code == 0, screen
+    assert "generating" in screen and "\x1b[" in screen  # rich's live bar, drawn with escape codes
+    piped = subprocess.run([*S9, *args], cwd=workdir, capture_output=True, text=True)
+    assert piped.returncode == 0
+    assert "generating" not in piped.stdout + piped.stderr and "\x1b[" not in piped.stdout + piped.stderr
