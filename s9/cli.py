@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,15 @@ class S9Group(click.Group):
         except KeyboardInterrupt:
             click.secho("interrupted: in-flight work was canceled and no partial clip was kept", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            # A bug, not bad input: still one line, with a way to get the traceback for a report.
+            if os.environ.get("S9_DEBUG"):
+                raise
+            click.secho(f"error: internal error ({type(exc).__name__}: {exc}); set S9_DEBUG=1 for the traceback",
+                        fg="red", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=S9Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,6 +4,7 @@ It imitates the subset of Replicate's HTTP API that the official ``replicate`` P
 s9's three video models, so the real client (pointed here with ``REPLICATE_BASE_URL`` or
 ``replicate.Client(base_url=...)``) runs unchanged against it:
 
+* ``GET /v1/account`` (the token's owner)
 * ``POST /v1/files`` (multipart field ``content``), ``GET /v1/files``, ``GET|DELETE /v1/files/<id>``,
   ``GET /v1/files/<id>/download``
 * ``POST /v1/models/<owner>/<name>/predictions`` (honours ``Prefer: wait[=N]``: the response is held until
@@ -719,6 +720,7 @@ def _parse_prefer_wait(header: str | None, max_wait: float) -> float | None:
 
 
 _ROUTES: list[tuple[str, re.Pattern[str]]] = [
+    ("/v1/account", re.compile(r"/v1/account")),
     ("/v1/files", re.compile(r"/v1/files")),
     ("/v1/files/{id}", re.compile(r"/v1/files/(?P<id>[^/]+)")),
     ("/v1/files/{id}/download", re.compile(r"/v1/files/(?P<id>[^/]+)/download")),
@@ -864,6 +866,10 @@ class _Handler(BaseHTTPRequestHandler):
         f = self.fake._create_file(content.get_filename() or "file", content.get_content_type(), data,
                                    metadata if isinstance(metadata, dict) else {})
         self._json(201, f.json(self._base()))
+
+    def _get_account(self, body: bytes) -> None:
+        # The token owner, as the real API answers; clients use it to check a token before spending.
+        self._json(200, {"type": "user", "username": "fake-replicate", "name": "Fake Replicate", "github_url": None})
 
     def _get_files(self, body: bytes) -> None:
         with self.fake._lock:
@@ -1040,6 +1046,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 # Route template -> method-name suffix; the handler is "_" + method + suffix (e.g. _post_files).
 _HANDLER_SUFFIX = {
+    "/v1/account": "_account",
     "/v1/files": "_files",
     "/v1/files/{id}": "_file",
     "/v1/files/{id}/download": "_file_download",

@@ -125,8 +125,10 @@ def check_image(path: Path, scene_number: int) -> None:
         raise InputError(f"{path}: first frame for scene {scene_number} not found")
     try:
         with Image.open(path) as image:
-            image.verify()
-    except (OSError, SyntaxError, ValueError) as exc:
+            image.verify()  # the header and, for PNG, the checksums
+        with Image.open(path) as image:
+            image.load()  # decoding is the only way to catch a truncated JPEG before it is uploaded
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"{path}: first frame for scene {scene_number} is not a readable image ({exc})") from None
 
 

@@ -10,7 +10,7 @@ States: ``submitting`` (sent, or about to be; id unknown) -> ``starting`` | ``pr
 ``failed`` | ``canceled``; plus ``expired`` (output gone: a new prediction is needed) and ``rejected`` (the API
 refused the create, so nothing was made or paid for).
 
-Layout, in the working directory::
+Layout, in the project root (the nearest folder with `.dvc`, else `.git`, else the working directory)::
 
     .s9/journal/<fingerprint>.json   one small JSON object per clip, replaced atomically (temp + os.replace)
     .s9/journal/<fingerprint>.lock   flock(2) target held around "look up or create"
@@ -35,7 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ROOT = Path(".s9") / "journal"
+from .state import STATE_DIR, ensure_ignored, project_root
+
+JOURNAL_DIR = "journal"  # under the project's .s9/ folder
 
 #: Prediction states as Replicate names them, plus "expired" (output gone; a new prediction is needed) and
 #: "rejected" (the create was refused: nothing exists to follow).
@@ -95,9 +97,12 @@ class JournalEntry:
 class Journal:
     """Thread- and process-safe store of `JournalEntry` by fingerprint under `root`."""
 
-    def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
-        # Absolute now, so a later chdir can't split one run's journal in two.
-        self.root = Path(root).absolute()
+    def __init__(self, root: str | Path | None = None) -> None:
+        # Default: the project's one .s9/journal (found from the working directory, so running from a
+        # subfolder finds the same entries). Absolute now, so a later chdir can't split it in two.
+        # Nothing is created until the first write: a run refused before any work leaves no trace.
+        self.root = Path(root).absolute() if root is not None else project_root() / STATE_DIR / JOURNAL_DIR
+        self._ignored_parent = root is None
         self._guard = threading.Lock()
         self._locks: dict[str, _FileLock] = {}
 
@@ -131,7 +136,7 @@ class Journal:
     # -- writing ------------------------------------------------------------------------------------
     def record(self, fingerprint: str, entry: JournalEntry) -> JournalEntry:
         """Write (or overwrite) the entry for a fingerprint, atomically."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._prepare()
         target = self.path(fingerprint)
         blob = json.dumps({"fingerprint": fingerprint, **entry.to_json()}, indent=2, sort_keys=True) + "\n"
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=self.root)
@@ -162,9 +167,15 @@ class Journal:
         with self._guard:
             lock = self._locks.get(key)
             if lock is None:
+                self._prepare()
                 lock = self._locks[key] = _FileLock(self._lock_path(key))
         with lock:
             yield
+
+    def _prepare(self) -> None:
+        if self._ignored_parent:
+            ensure_ignored(self.root.parent)  # the project's .s9/: never committed by accident
+        self.root.mkdir(parents=True, exist_ok=True)
 
 
 class _FileLock:

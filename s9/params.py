@@ -56,9 +56,11 @@ def validate(s: Settings, source: str) -> Settings:
     """Check every value; an `InputError` names the key and what is valid."""
     get_model(s.video_model, _where(source, "video_settings.video_model"))
     if s.aspect_ratio not in ASPECT_RATIOS:
+        # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969: say so, or the message baffles.
+        hint = "; quote it in YAML, e.g. \"16:9\"" if isinstance(s.aspect_ratio, int) else ""
         raise InputError(
             f"{_where(source, 'video_settings.aspect_ratio')}: invalid aspect ratio {s.aspect_ratio!r} "
-            f"(valid: {', '.join(ASPECT_RATIOS)})"
+            f"(valid: {', '.join(ASPECT_RATIOS)}{hint})"
         )
     parse_duration(s.duration_seconds, _where(source, "video_settings"))
     if s.resolution not in RESOLUTIONS:

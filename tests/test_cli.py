@@ -163,6 +163,8 @@ def _bad_inputs(root: Path) -> list[tuple[list[str], str]]:
     unsafe.write_text(json.dumps({"concept": "../../etc", "scenes": [{"scene_number": 1, "video_prompt": "x"}]}))
     not_image = root / "not_image.jpg"
     not_image.write_text("hello")
+    truncated = root / "truncated.jpg"
+    truncated.write_bytes((frames / "bad_p1_first_frame.jpg").read_bytes()[:600])
     locked = root / "locked"
     locked.mkdir()
     (locked / "out").write_text("a file where a folder should be")
@@ -175,6 +177,7 @@ def _bad_inputs(root: Path) -> list[tuple[list[str], str]]:
         (["clip", p, "9", frame], "scene 9 not found (scenes in file: 1, 2, 3)"),
         (["clip", p, "1", str(root / "nope.jpg")], "first frame for scene 1 not found"),
         (["clip", p, "1", str(not_image)], "not a readable image"),
+        (["clip", p, "1", str(truncated)], "truncated.jpg: first frame for scene 1 is not a readable image"),
         (["clip", p, "1", frame, "--model", "google/veo-9"], "Invalid value for '--model'"),
         (["clip", p, "1", frame, "--aspect-ratio", "4:3"], "Invalid value for '--aspect-ratio'"),
         (["clip", p, "1", frame, "--duration", "0"], "'duration_seconds' must be a number of seconds > 0"),

@@ -139,3 +139,19 @@ def test_parse_utc() -> None:
     assert parse_utc(utc_iso(1704164645.25)) == 1704164645.25
     for bad in (None, "", "yesterday", "2024-13-45T00:00:00Z"):
         assert parse_utc(bad) is None
+
+
+def test_default_journal_is_the_projects_one_and_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running from a subfolder must find the same journal, or a re-run would pay twice."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "sub" / "deeper")
+    journal = Journal()
+    assert journal.root == (tmp_path / ".s9" / "journal").resolve()
+    assert not (tmp_path / ".s9").exists()  # nothing is written before the first prediction
+    with journal.lock("ab" * 32):
+        pass
+    assert (tmp_path / ".s9" / ".gitignore").read_text() == "*\n"
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "sub" / ".git").mkdir()  # a DVC root wins over a nearer git root
+    assert Journal().root == (tmp_path / ".s9" / "journal").resolve()

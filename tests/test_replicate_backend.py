@@ -41,6 +41,7 @@ GET = "GET /v1/predictions/{id}"
 CANCEL = "POST /v1/predictions/{id}/cancel"
 LIST = "GET /v1/predictions"
 UPLOAD = "POST /v1/files"
+ACCOUNT = "GET /v1/account"
 OUTPUT = "GET /v1/outputs/{id}.mp4"
 # Quick polling and backoff so in-process tests spend their time rendering, not sleeping. Creates are held
 # with Prefer: wait=60 as shipped; NO_WAIT is the old create-then-poll path.
@@ -159,9 +160,10 @@ def test_each_model_end_to_end_with_exact_payload(
     # Exactly the payload the job describes, with the uploaded file's URL as the first frame.
     assert record["model"] == model
     assert record["input"] == job.api_input(image_url)
-    # Held open until done: upload, create, download -- no status checks and no listing.
+    # The token check, then held open until done: upload, create, download -- no status checks, no listing.
     assert record["prefer"] == "wait=60"
-    assert hits(srv, GET) == 0 and hits(srv, LIST) == 0 and srv.stats()["total"] == 3
+    assert hits(srv, ACCOUNT) == 1
+    assert hits(srv, GET) == 0 and hits(srv, LIST) == 0 and srv.stats()["total"] == 4
     assert record["render"]["first_frame"] == "file"  # the fake resolved our upload, not a placeholder
     assert upload["status"] == 201
     debug = job.debug_file.read_text()
@@ -593,12 +595,30 @@ def test_token_scrubbed_from_errors(server: FakeReplicate, workdir: Path) -> Non
     server.config.expected_token = "r8_the_right_one"
     s = settings()
     job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    # Checked before any work: bad input, one line, nothing uploaded.
+    with pytest.raises(InputError) as rejected:
+        backend(s)
+    assert str(rejected.value).startswith("the Replicate API rejected the token (Unauthenticated (HTTP 401))")
+    assert TOKEN not in repr(rejected.value) and hits(server, UPLOAD) == 0
+    # A token revoked mid-run: the 401 is reported per scene without echoing anything secret.
     with pytest.raises(GenerationError) as err:
-        run_job(job, backend(s))
+        run_job(job, ReplicateBackend(s, policy=FAST))
     assert str(err.value) == "Could not upload image: Unauthenticated (HTTP 401)"
     assert TOKEN not in repr(err.value) and TOKEN not in job.error_file.read_text()
+    server.config.expected_token = None
     b = backend(s)
     assert b._scrub(f"detail: Bearer {TOKEN} and {TOKEN}") == "detail: Bearer [redacted] and [redacted]"
+
+
+def test_rejected_token_is_exit_2_before_any_upload(server: FakeReplicate, workdir: Path) -> None:
+    server.config.expected_token = "r8_the_right_one"
+    prompts, frames = make_concept(workdir, scenes=scenes(2))
+    code, out, err = run("generate", prompts, "--frames", frames, "--backend", "replicate")
+    assert code == 2, err
+    assert err.startswith("error: the Replicate API rejected the token (Unauthenticated (HTTP 401))")
+    assert len(err.splitlines()) == 1 and TOKEN not in err + out
+    assert hits(server, UPLOAD) == 0 and hits(server, CREATE) == 0
+    assert not (workdir / "outputs").exists() and not (workdir / ".s9").exists()
 
 
 def test_no_token_is_exit_2_with_one_line(workdir: Path) -> None:

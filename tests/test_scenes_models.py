@@ -194,6 +194,7 @@ def test_params_file_defaults_and_errors(tmp_path: Path) -> None:
     for text, expected in [
         ("video_settings:\n  video_model: foo/bar\n", "video_settings.video_model: unknown model 'foo/bar'"),
         ("video_settings:\n  aspect_ratio: '4:3'\n", "invalid aspect ratio '4:3' (valid: 16:9, 9:16, 1:1)"),
+        ("video_settings:\n  aspect_ratio: 16:9\n", 'invalid aspect ratio 969 (valid: 16:9, 9:16, 1:1; quote it'),
         ("video_settings:\n  duration_seconds: -1\n", "'duration_seconds' must be a number of seconds > 0"),
         ("video_settings:\n  duration_seconds: soon\n", "'duration_seconds' must be a number of seconds > 0"),
         ("video_settings:\n  backend: cloud\n", "unknown backend 'cloud'"),

@@ -174,8 +174,26 @@ class ReplicateBackend:
 
     # -- Backend protocol -------------------------------------------------------------------------
     def check(self) -> None:
+        """Before any work: a token must exist and the API must accept it (one `GET /v1/account`).
+
+        A rejected token is bad input (exit 2) rather than every scene failing one by one; an API that
+        cannot be reached fails the run before anything is uploaded or paid for.
+        """
         if not self._token:
             raise InputError(NO_TOKEN)
+        try:
+            self._api().accounts.current()
+        except ReplicateError as exc:
+            if exc.status in (401, 403):
+                raise InputError(self._scrub(
+                    f"the Replicate API rejected the token ({_api_error(exc)}): check REPLICATE_API_TOKEN "
+                    "(or REPLICATE_API_KEY) in the environment or in .env")) from None
+            if exc.status == 404:
+                return  # a compatible server without the account endpoint: the first upload will tell
+            raise GenerationError(self._scrub(f"the Replicate API is not answering: {_api_error(exc)}")) from None
+        except httpx.HTTPError as exc:
+            where = self._base_url or "https://api.replicate.com"
+            raise GenerationError(self._scrub(f"cannot reach the Replicate API at {where}: {_describe(exc)}")) from None
 
     def upload(self, job: Job) -> str:
         """Upload the first frame once per distinct image (by content hash); return its URL."""
