@@ -212,6 +212,7 @@ def _generate_in_process(prompts: Path, frames: Path, work: Path, workers: int, 
     jobs, _ = build_concept_jobs(load_concept(prompts), frames, settings, out_dir=work / "out")
     backend = ReplicateBackend(settings, journal=Journal(work / ".s9/journal"),
                                env={"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": base_url})
+    backend.check()  # as every command does: one token check per run, counted by the server like the rest
     t0 = time.perf_counter()
     summary = run_jobs(jobs, backend, workers)
     wall = time.perf_counter() - t0
