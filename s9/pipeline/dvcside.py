@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GenerationError, InputError
-from .registry import DVC_FILE
+from .registry import DVC_FILE, LOCK_FILE
+from .yamlfile import shown, yaml_error
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -26,21 +28,74 @@ if TYPE_CHECKING:
 def open_repo(root: Path, *, lock: bool) -> Iterator[Repo]:
     """A `Repo` at root; with `lock`, holding DVC's repo lock (as `dvc repro` does) and its scm context,
     so `.gitignore` entries for new outs are written and `core.autostage` is honoured."""
-    from dvc.exceptions import DvcException
-    from dvc.lock import LockError
     from dvc.repo import Repo, lock_repo
 
+    with dvc_errors(root), Repo(str(root)) as repo, _param_files_read_once():
+        if not lock:
+            yield repo
+            return
+        with repo.scm_context(quiet=True), lock_repo(repo):
+            yield repo
+
+
+@contextlib.contextmanager
+def dvc_errors(root: Path) -> Iterator[None]:
+    """DVC's exceptions as s9's: one line, not a DVC traceback. What DVC rejects in a file the user can fix
+    (dvc.yaml, dvc.lock, a params file) is an `InputError` naming that file; anything else a `GenerationError`."""
+    from dvc.exceptions import DvcException
+    from dvc.lock import LockError
+
     try:
-        with Repo(str(root)) as repo, _param_files_read_once():
-            if not lock:
-                yield repo
-                return
-            with repo.scm_context(quiet=True), lock_repo(repo):
-                yield repo
+        yield
     except LockError as exc:
         raise InputError(f"{root}: DVC repository is busy ({exc}); is another dvc or s9 repro running?") from None
-    except DvcException as exc:  # errors are values until the CLI: one line, not a DVC traceback
-        raise GenerationError(f"dvc: {exc}") from exc
+    except DvcException as exc:  # errors are values until the CLI
+        bad_input = _input_error(exc)
+        if bad_input is not None:
+            raise bad_input from None
+        raise GenerationError(f"dvc: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _input_error(exc: Exception) -> InputError | None:
+    """The `InputError` for a DVC exception caused by a file's content, or None."""
+    from dvc.dependency.param import BadParamFileError, MissingParamsError, MissingParamsFile
+    from dvc.parsing import ResolveError
+    from dvc.utils.serialize import ParseError
+    from dvc.utils.strictyaml import YAMLValidationError
+
+    if isinstance(exc, YAMLValidationError):
+        path = shown(str(exc.path).removeprefix("./") or DVC_FILE)
+        errors = getattr(exc.exc, "errors", None) or [exc.exc]
+        first = errors[0]
+        where = " -> ".join(str(p) for p in getattr(first, "path", []) or [])
+        more = f"; {len(errors) - 1} more problem(s)" if len(errors) > 1 else ""
+        what = "DVC lock file" if path.endswith(LOCK_FILE) else "DVC pipeline file"
+        detail = getattr(first, "error_message", None) or str(first)
+        return InputError(f"{path}: not a valid {what} ({detail}{f' at {where}' if where else ''}{more})")
+    if isinstance(exc, ParseError):  # YAML syntax (YAMLSyntaxError), encoding, …: DVC names the file
+        path = str(getattr(exc, "relpath", None) or exc.path).removeprefix("./")
+        cause = getattr(exc, "exc", None)
+        marked = getattr(cause, "__cause__", None) if cause is not None else None
+        if marked is not None and getattr(marked, "problem_mark", None) is not None:
+            return yaml_error(path, marked, getattr(exc, "yaml_text", None))
+        return InputError(f"{shown(path)}: {_first_line(exc).replace(f'unable to read: {exc.path!r}, ', '')}")
+    if isinstance(exc, MissingParamsError):  # "Parameters 'a, b' are missing from 'params.yaml'."
+        found = re.match(r"Parameters '(.+)' are missing from '(.+)'", _first_line(exc))
+        if found:
+            keys, path = found.groups()
+            verb = "are" if "," in keys else "is"
+            return InputError(f"{shown(path)}: {keys} {verb} missing (a stage in {DVC_FILE} declares it as a params "
+                              "dependency: add it to the file, or remove it from the stage)")
+    if isinstance(exc, MissingParamsError | MissingParamsFile | BadParamFileError):
+        return InputError(f"{_first_line(exc).rstrip('.')} (a stage in {DVC_FILE} depends on it)")
+    if isinstance(exc, ResolveError):
+        return InputError(f"{DVC_FILE}: {_first_line(exc)}")
+    return None
 
 
 @contextlib.contextmanager

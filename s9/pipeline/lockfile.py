@@ -14,20 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_atomic
+from ..errors import InputError
 from .registry import LOCK_FILE, STAGE_GROUP, STATE_DIR, state_dir
+from .yamlfile import expect_mapping, parse_yaml, read_yaml, shown
+
+__all__ = ["parse_yaml", "prune_lock", "read_lock"]
 
 _CACHE = "lock.json"
 
 
-def parse_yaml(text: str) -> Any:
-    """YAML the way DVC reads it (params files and dvc.lock)."""
-    from ruamel.yaml import YAML
-
-    return YAML(typ="safe").load(text)
-
-
 def read_lock(root: Path) -> dict[str, dict]:
-    """`stages` of dvc.lock ({} when there is none)."""
+    """`stages` of dvc.lock ({} when there is none); a file s9 cannot read is an `InputError` naming it."""
     path = root / LOCK_FILE
     try:
         st = path.stat()
@@ -39,11 +36,25 @@ def read_lock(root: Path) -> dict[str, dict]:
         cached = json.loads(cache.read_text(encoding="utf-8"))
         if tuple(cached["stamp"]) == stamp:
             return cached["stages"]
-    data = parse_yaml(path.read_text(encoding="utf-8")) or {}
-    stages = data.get("stages") or {}
+    stages = _check_lock(path, read_yaml(path, parse_yaml))
     with contextlib.suppress(OSError, ValueError, TypeError):  # an unserialisable value only costs the cache
         state_dir(root)
         write_text_atomic(cache, json.dumps({"stamp": stamp, "stages": stages}))
+    return stages
+
+
+def _check_lock(path: Path, data: Any) -> dict[str, dict]:
+    """The parts of dvc.lock that s9 reads must have DVC's shapes (DVC checks the whole schema when it loads)."""
+    stages = expect_mapping(expect_mapping(data, path, "the top level").get("stages"), path, "`stages`")
+    for name, stage in stages.items():
+        where = f"stage {name!r}"
+        stage = expect_mapping(stage, path, where)
+        for dep_file, values in expect_mapping(stage.get("params"), path, f"{where} `params`").items():
+            expect_mapping(values, path, f"{where} `params` of {dep_file}")
+        for kind in ("deps", "outs"):
+            items = stage.get(kind) or []
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                raise InputError(f"{shown(path)}: expected {where} `{kind}` to be a list of mappings (path, md5, …)")
     return stages
 
 
@@ -58,7 +69,9 @@ def prune_lock(root: Path, keep: set[str]) -> list[str]:
     from dvc.repo import Repo, lock_repo
     from dvc.utils.serialize import modify_yaml
 
-    with Repo(str(root)) as repo, lock_repo(repo), modify_yaml(str(root / LOCK_FILE)) as data:
+    from .dvcside import dvc_errors
+
+    with dvc_errors(root), Repo(str(root)) as repo, lock_repo(repo), modify_yaml(str(root / LOCK_FILE)) as data:
         for name in stale:
             (data.get("stages") or {}).pop(name, None)
     return stale

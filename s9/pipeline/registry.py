@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 
@@ -19,9 +19,10 @@ import yaml
 from ..atomic import write_text_atomic
 from ..errors import InputError
 from ..job import FIRST_FRAME_PATTERN, check_image, infer_batch, output_name
-from ..models import get_model
-from ..params import PARAMS_FILE, Settings, load_settings
+from ..models import ASPECT_RATIOS, MODELS, RESOLUTIONS, get_model
+from ..params import BACKENDS, CLIP_PARAMS, PARAMS_FILE, Settings, load_settings
 from ..scenes import PROMPTS_SUFFIX, Concept, check_concept_name, load_concept
+from .yamlfile import expect_mapping, parse_yaml, read_yaml, shown
 
 DVC_FILE = "dvc.yaml"
 LOCK_FILE = "dvc.lock"
@@ -37,6 +38,16 @@ _VARS_HEADER = (
 )
 # Paths go into a shell command line (the stage cmd) unquoted.
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
+_SAFE_PATH_CHARS = "letters, digits, '.', '_', '-' and '/'"
+# What each clip key of params.yaml may be, for the message when one is missing.
+_CLIP_VALID = {
+    "video_model": ", ".join(MODELS),
+    "aspect_ratio": ", ".join(ASPECT_RATIOS),
+    "duration_seconds": "a number of seconds > 0, e.g. 8",
+    "resolution": ", ".join(RESOLUTIONS),
+    "generate_audio": "true, false",
+    "backend": ", ".join(BACKENDS),
+}
 
 
 @dataclass(frozen=True)
@@ -99,40 +110,77 @@ def template_text(name: str) -> str:
     return resources.files("s9").joinpath("assets", f"{name}.tmpl").read_text(encoding="utf-8")
 
 
-def ensure_project_files(root: Path) -> list[Path]:
-    """Write dvc.yaml and params.yaml from the shipped templates when absent; return what was written."""
+def _missing_templates(root: Path) -> list[str]:
+    return [name for name in (DVC_FILE, PARAMS_FILE) if not (root / name).exists()]
+
+
+def _write_templates(root: Path, names: list[str]) -> list[Path]:
+    """Write dvc.yaml / params.yaml from the shipped templates when absent; return what was written."""
     written = []
-    for name in (DVC_FILE, PARAMS_FILE):
+    for name in names:
         path = root / name
         if not path.exists():
             write_text_atomic(path, template_text(name))
             written.append(path)
-    dvc_yaml = yaml.safe_load((root / DVC_FILE).read_text(encoding="utf-8")) or {}
-    stage = (dvc_yaml.get("stages") or {}).get(STAGE_GROUP)
-    if not isinstance(stage, dict) or "foreach" not in stage or VARS_FILE not in (dvc_yaml.get("vars") or []):
-        raise InputError(
-            f"{root / DVC_FILE}: has no s9 `{STAGE_GROUP}` stage reading {VARS_FILE}; "
-            f"copy the block from `s9 sync --print-template` into it"
-        )
     return written
+
+
+def _check_project_files(root: Path) -> None:
+    """An existing dvc.yaml must parse and hold the s9 scene stage, an existing params.yaml every clip key (a
+    missing one will be the template, which is valid)."""
+    path = root / DVC_FILE
+    if path.exists():
+        dvc_yaml = expect_mapping(read_yaml(path, parse_yaml), path, "the top level")
+        stage = expect_mapping(dvc_yaml.get("stages"), path, "`stages`").get(STAGE_GROUP)
+        listed = dvc_yaml.get("vars") or []
+        if (not isinstance(stage, dict) or "foreach" not in stage or not isinstance(stage.get("do"), dict)
+                or not isinstance(listed, list) or VARS_FILE not in listed):
+            raise InputError(
+                f"{shown(path)}: has no s9 `{STAGE_GROUP}` stage reading {VARS_FILE}; "
+                f"copy the block from `s9 sync --print-template` into it"
+            )
+    if (root / PARAMS_FILE).exists():
+        check_clip_params(root / PARAMS_FILE)
+
+
+def check_clip_params(path: Path) -> None:
+    """Every key in CLIP_PARAMS must be in the file: each scene stage declares them all as params deps, and
+    DVC refuses to run or record a stage whose params are missing (`s9 clip` would fall back to defaults)."""
+    data = expect_mapping(read_yaml(path, parse_yaml), path, "the top level")  # read as DVC reads it
+    video = expect_mapping(data.get("video_settings"), path, "`video_settings`")
+    for key in CLIP_PARAMS:
+        if key not in video:
+            valid = _CLIP_VALID.get(key, "see `s9 sync --print-template`")
+            raise InputError(
+                f"{shown(path)}: video_settings.{key} is missing "
+                f"(the scene stages in {DVC_FILE} depend on it; valid: {valid})"
+            )
 
 
 def _rel(path: Path, root: Path) -> str:
     rel = path.relative_to(root).as_posix()
     if not _SAFE_PATH.match(rel):
-        raise InputError(f"{rel}: path has characters a stage command cannot carry (use letters, digits, ._-/)")
+        raise InputError(f"{rel}: path has characters a stage command cannot carry (use {_SAFE_PATH_CHARS})")
     return rel
 
 
 def _outputs_dir(settings: Settings, root: Path) -> Path:
+    """video_outputs_dir relative to the repo; it goes into every stage command, so it must be inside the
+    repository and plain enough to pass unquoted."""
     out = settings.outputs_dir
     resolved = (out if out.is_absolute() else root / out).resolve()
     if not resolved.is_relative_to(root.resolve()):
         raise InputError(
-            f"{settings.source}: output.video_outputs_dir {str(out)!r} must be inside the repository "
+            f"{shown(settings.source)}: output.video_outputs_dir {str(out)!r} must be inside the repository "
             "(DVC tracks the clips as stage outs)"
         )
-    return resolved.relative_to(root.resolve())
+    rel = resolved.relative_to(root.resolve())
+    if not _SAFE_PATH.match(rel.as_posix()):
+        raise InputError(
+            f"{shown(settings.source)}: output.video_outputs_dir {str(out)!r} has characters a stage command "
+            f"cannot carry (the clip paths go unquoted into {DVC_FILE}'s scene command; use {_SAFE_PATH_CHARS})"
+        )
+    return rel
 
 
 def scan_concepts(root: Path) -> list[tuple[str, Concept]]:
@@ -160,13 +208,14 @@ def scan_concepts(root: Path) -> list[tuple[str, Concept]]:
     return found
 
 
-def compute_entries(root: Path, settings: Settings | None = None) -> list[SceneEntry]:
-    """The scene stages data/ and params.yaml call for right now."""
+def compute_entries(root: Path, settings: Settings | None = None,
+                    concepts: list[tuple[str, Concept]] | None = None) -> list[SceneEntry]:
+    """The scene stages data/ and params.yaml call for right now (or `concepts` instead of data/'s)."""
     settings = settings or load_settings(root / PARAMS_FILE)
     model = get_model(settings.video_model)
     outputs = _outputs_dir(settings, root)
     entries = []
-    for batch, concept in scan_concepts(root):
+    for batch, concept in scan_concepts(root) if concepts is None else concepts:
         out_dir = outputs / batch / concept.name
         for scene in concept.scenes:
             frame = root / FRAMES_ROOT / batch / concept.name / FIRST_FRAME_PATTERN.format(
@@ -190,17 +239,32 @@ def render_vars(entries: list[SceneEntry]) -> str:
     return _VARS_HEADER + yaml.safe_dump(body, sort_keys=False, default_flow_style=False, width=1000)
 
 
+_ENTRY_TYPES = {f.name: int if f.type == "int" else str for f in fields(SceneEntry) if f.name != "key"}
+
+
 def read_entries(root: Path) -> list[SceneEntry]:
-    """The scene stages as the vars file has them now (what DVC sees)."""
+    """The scene stages as the vars file has them now (what DVC sees); a broken file is an `InputError`."""
     path = root / VARS_FILE
     if not path.exists():
         return []
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    scenes = data.get("scenes") or {}
+    regenerate = "; run `s9 sync` to regenerate it"
     try:
-        return [SceneEntry(key=key, **value) for key, value in scenes.items()]
-    except TypeError as exc:
-        raise InputError(f"{path}: unexpected content ({exc}); run `s9 sync` to regenerate it") from None
+        data = expect_mapping(read_yaml(path), path, "the top level")
+        scenes = expect_mapping(data.get("scenes"), path, "`scenes`")
+        entries = []
+        for key, value in scenes.items():
+            value = expect_mapping(value, path, f"`scenes.{key}`")
+            if not isinstance(key, str) or set(value) != set(_ENTRY_TYPES):
+                raise InputError(f"{shown(path)}: expected `scenes.{key}` to have exactly the keys "
+                                 f"{', '.join(_ENTRY_TYPES)}")
+            for name, kind in _ENTRY_TYPES.items():
+                if isinstance(value[name], bool) or not isinstance(value[name], kind):
+                    raise InputError(f"{shown(path)}: expected `scenes.{key}.{name}` to be "
+                                     f"{'a whole number' if kind is int else 'text'}, got {value[name]!r}")
+            entries.append(SceneEntry(key=key, **value))
+    except InputError as exc:
+        raise InputError(f"{exc}{regenerate}") from None
+    return entries
 
 
 @dataclass(frozen=True)
@@ -216,18 +280,47 @@ class SyncResult:
         return list(dict.fromkeys(e.concept for e in self.entries))
 
 
-def sync(root: Path, settings: Settings | None = None) -> SyncResult:
-    """Rewrite the vars file when data/ or params.yaml changed what it should hold (a no-op otherwise).
+@dataclass(frozen=True)
+class _PendingSync:
+    """Everything a sync will write, computed (and so validated) before anything is written."""
 
-    Lock entries of scene stages that no longer exist are pruned, so dvc.lock only describes real stages.
-    """
-    written = ensure_project_files(root)
-    entries = compute_entries(root, settings)
+    root: Path
+    settings: Settings
+    templates: list[str]  # project files to write from the templates
+    entries: list[SceneEntry]
+
+
+def project_settings(root: Path) -> Settings:
+    """params.yaml's settings (messages name it as the user sees it); the template's when there is none yet
+    (sync writes it)."""
+    path = root / PARAMS_FILE
+    if path.exists():
+        return load_settings(shown(path))
+    with resources.as_file(resources.files("s9").joinpath("assets", f"{PARAMS_FILE}.tmpl")) as template:
+        return replace(load_settings(template), source=shown(path))
+
+
+def _prepare_sync(root: Path, settings: Settings | None = None,
+                  concepts: list[tuple[str, Concept]] | None = None) -> _PendingSync:
+    """Check every input of a sync and compute the scene list; writes nothing. `InputError` on bad input."""
+    from .lockfile import read_lock
+
+    templates = _missing_templates(root)
+    _check_project_files(root)
+    settings = settings or project_settings(root)
+    entries = compute_entries(root, settings, concepts)
+    read_lock(root)  # a broken dvc.lock (e.g. a merge conflict) is reported before anything is written
+    return _PendingSync(root, settings, templates, entries)
+
+
+def _apply_sync(pending: _PendingSync) -> SyncResult:
+    root, entries = pending.root, pending.entries
+    written = _write_templates(root, pending.templates)
     text = render_vars(entries)
     path = root / VARS_FILE
     old_text = path.read_text(encoding="utf-8") if path.exists() else None
     changed = text != old_text
-    before = {e.stage for e in read_entries(root)} if changed else set()
+    before = _listed_stages(root) if changed else set()
     now = {e.stage for e in entries}
     if changed:
         write_text_atomic(path, text)
@@ -243,6 +336,24 @@ def sync(root: Path, settings: Settings | None = None) -> SyncResult:
     )
 
 
+def _listed_stages(root: Path) -> set[str]:
+    """Stages the vars file lists now; none when it is unreadable (it is generated: sync rewrites it whole)."""
+    try:
+        return {e.stage for e in read_entries(root)}
+    except InputError:
+        return set()
+
+
+def sync(root: Path, settings: Settings | None = None) -> SyncResult:
+    """Rewrite the vars file when data/ or params.yaml changed what it should hold (a no-op otherwise).
+
+    Lock entries of scene stages that no longer exist are pruned, so dvc.lock only describes real stages.
+    Everything is checked before anything is written: bad input is an `InputError` and changes nothing. A
+    vars file that is itself broken (e.g. a merge conflict) is simply regenerated: it is derived data.
+    """
+    return _apply_sync(_prepare_sync(root, settings))
+
+
 @dataclass(frozen=True)
 class AddResult:
     concept: str
@@ -256,13 +367,14 @@ class AddResult:
 def add_concept(root: Path, prompts: Path, frames_dir: Path, batch: str | None = None) -> AddResult:
     """Copy a concept's step-7 file and step-8 frames into data/ (the sample's layout), then sync.
 
-    Every first frame must exist and decode before anything is copied. Adding a concept again replaces its
-    files (only scenes whose entry or frame changed become stale).
+    Everything is checked before anything is copied: every first frame must exist and decode, and the sync
+    that follows (params.yaml, dvc.yaml, dvc.lock, the stage paths) is computed with the concept in place,
+    so an `InputError` leaves data/ as it was. Adding a concept again replaces its files (only scenes whose
+    entry or frame changed become stale).
     """
     concept = load_concept(prompts)
-    batch = check_concept_name(
-        batch or infer_batch(Path(prompts), concept.name) or load_settings(_params(root)).batch, "--batch"
-    )
+    settings = project_settings(root)
+    batch = check_concept_name(batch or infer_batch(Path(prompts), concept.name) or settings.batch, "--batch")
     frames_dir = Path(frames_dir)
     if not frames_dir.is_dir():
         raise InputError(f"{frames_dir}: first frames folder not found")
@@ -277,7 +389,8 @@ def add_concept(root: Path, prompts: Path, frames_dir: Path, batch: str | None =
         frames[scene.number] = frame
     if missing:
         raise InputError(f"{frames_dir}: first frames missing for {concept.name}: {', '.join(missing)}")
-    for other_batch, other in scan_concepts(root):
+    registered = scan_concepts(root)
+    for other_batch, other in registered:
         if other.name == concept.name and other_batch != batch:
             raise InputError(
                 f"concept {concept.name!r} is already registered in batch {other_batch!r}; "
@@ -285,6 +398,12 @@ def add_concept(root: Path, prompts: Path, frames_dir: Path, batch: str | None =
             )
     dest_prompts = root / PROMPTS_ROOT / batch / concept.name / f"{concept.name}{PROMPTS_SUFFIX}"
     dest_frames = root / FRAMES_ROOT / batch / concept.name
+    # The concepts data/ will hold, in scan_concepts' order (by prompts path), so the pending vars file is
+    # exactly what a sync after the copy computes.
+    after = [(b, c) for b, c in registered if c.name != concept.name]
+    after.append((batch, replace(concept, prompts_path=dest_prompts)))
+    after.sort(key=lambda item: item[1].prompts_path)
+    pending = _prepare_sync(root, settings, after)
     dest_prompts.parent.mkdir(parents=True, exist_ok=True)
     dest_frames.mkdir(parents=True, exist_ok=True)
     _copy(Path(prompts), dest_prompts)
@@ -297,7 +416,7 @@ def add_concept(root: Path, prompts: Path, frames_dir: Path, batch: str | None =
     for old in dest_frames.glob(FIRST_FRAME_PATTERN.format(concept=concept.name, n="*")):
         if old.name not in wanted:
             old.unlink()
-    result = sync(root)
+    result = _apply_sync(pending)
     return AddResult(concept.name, batch, len(concept.scenes), dest_prompts, dest_frames, result)
 
 
@@ -311,11 +430,6 @@ def _copy(src: Path, dest: Path) -> None:
     tmp.replace(dest)
 
 
-def _params(root: Path) -> Path | None:
-    path = root / PARAMS_FILE
-    return path if path.exists() else None
-
-
 @dataclass(frozen=True)
 class RemoveResult:
     concept: str
@@ -325,15 +439,19 @@ class RemoveResult:
 
 
 def remove_concept(root: Path, concept: str, *, outputs: bool = False) -> RemoveResult:
-    """Unregister a concept: delete its data/ files (and with `outputs`, its clips folder), then sync."""
+    """Unregister a concept: delete its data/ files (and with `outputs`, its clips folder), then sync.
+
+    The sync is computed (and so checked) first: an `InputError` deletes nothing."""
     check_concept_name(concept, "concept")
-    batches = [b for b, c in scan_concepts(root) if c.name == concept]
+    registered = scan_concepts(root)
+    batches = [b for b, c in registered if c.name == concept]
     if not batches:
         raise InputError(f"concept {concept!r} is not registered (nothing under {PROMPTS_ROOT}/*/{concept})")
     batch = batches[0]
+    pending = _prepare_sync(root, project_settings(root), [(b, c) for b, c in registered if c.name != concept])
+    clips = root / _outputs_dir(pending.settings, root) / batch / concept
     shutil.rmtree(root / PROMPTS_ROOT / batch / concept)
     shutil.rmtree(root / FRAMES_ROOT / batch / concept, ignore_errors=True)
     if outputs:
-        settings = load_settings(_params(root))
-        shutil.rmtree(root / _outputs_dir(settings, root) / batch / concept, ignore_errors=True)
-    return RemoveResult(concept, batch, outputs, sync(root))
+        shutil.rmtree(clips, ignore_errors=True)
+    return RemoveResult(concept, batch, outputs, _apply_sync(pending))

@@ -10,12 +10,12 @@ from ..backends import Backend, get_backend
 from ..errors import InputError, S9Error
 from ..job import Job, build_job, infer_batch, output_name
 from ..models import get_model
-from ..params import PARAMS_FILE, Settings, load_settings
+from ..params import Settings, load_settings
 from ..runner import Listener, SceneResult, Summary, check_writable, run_jobs
 from ..scenes import load_concept
 from . import dvcside
 from .plan import Plan, make_plan
-from .registry import VARS_FILE, SyncResult, sync
+from .registry import VARS_FILE, SyncResult, project_settings, sync
 from .status import StatusReport, compute_status
 
 
@@ -29,9 +29,8 @@ class Refreshed:
 def refresh(root: Path, targets: list[str] | None = None, *, outputs: bool = True) -> Refreshed:
     """Re-sync the vars file (params or data/ may have changed), then compute staleness."""
     root = Path(root).resolve()
-    settings = load_settings(root / PARAMS_FILE) if (root / PARAMS_FILE).exists() else None
+    settings = project_settings(root)
     synced = sync(root, settings)
-    settings = settings or load_settings(root / PARAMS_FILE)
     return Refreshed(synced, settings, compute_status(root, targets, outputs=outputs))
 
 

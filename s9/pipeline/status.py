@@ -18,8 +18,9 @@ from typing import Any
 from ..errors import InputError
 from ..params import PARAMS_FILE
 from .hashing import HashCache
-from .lockfile import parse_yaml, read_lock
+from .lockfile import read_lock
 from .registry import DVC_FILE, STAGE_GROUP, VARS_FILE, SceneEntry, read_entries, state_dir
+from .yamlfile import expect_mapping, parse_yaml, read_yaml, shown
 
 # Reason kinds, in the order a person would want to fix them.
 KINDS = ("new", "command", "prompt", "moved", "frame", "params", "dep", "output")
@@ -127,19 +128,26 @@ def _to_str(value: Any) -> str:
 
 def load_template(root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """dvc.yaml's scene `do` template and the global context (vars files and params.yaml)."""
-    dvc_yaml = parse_yaml((root / DVC_FILE).read_text(encoding="utf-8")) or {}
-    stage = (dvc_yaml.get("stages") or {}).get(STAGE_GROUP) or {}
-    if "do" not in stage:
-        raise InputError(f"{root / DVC_FILE}: no `{STAGE_GROUP}` foreach stage (run `s9 sync` in a new repo)")
+    path = root / DVC_FILE
+    dvc_yaml = _mapping_file(path, "the top level")
+    stage = expect_mapping(expect_mapping(dvc_yaml.get("stages"), path, "`stages`").get(STAGE_GROUP), path,
+                           f"stage `{STAGE_GROUP}`")
+    if not isinstance(stage.get("do"), dict):
+        raise InputError(f"{shown(path)}: no `{STAGE_GROUP}` foreach stage (run `s9 sync` in a new repo)")
     context: dict[str, Any] = {}
     if (root / PARAMS_FILE).exists():  # DVC loads params.yaml into the context by default
-        context.update(parse_yaml((root / PARAMS_FILE).read_text(encoding="utf-8")) or {})
-    for item in dvc_yaml.get("vars") or []:
+        context.update(_mapping_file(root / PARAMS_FILE, "the top level"))
+    listed = dvc_yaml.get("vars") or []
+    for item in listed if isinstance(listed, list) else []:
         if isinstance(item, str) and item != VARS_FILE and (root / item).exists():
-            context.update(parse_yaml((root / item).read_text(encoding="utf-8")) or {})
+            context.update(_mapping_file(root / item, "the top level (a vars file of dvc.yaml)"))
         elif isinstance(item, dict):
             context.update(item)
     return stage["do"], context
+
+
+def _mapping_file(path: Path, what: str) -> dict[str, Any]:
+    return expect_mapping(read_yaml(path, parse_yaml), path, what)
 
 
 def _out_path(out: Any) -> str:
@@ -155,15 +163,16 @@ class _ParamFiles:
     def get(self, path: str) -> Any:
         if path not in self.loaded:
             full = self.root / path
-            try:
-                text = full.read_text(encoding="utf-8")
-            except FileNotFoundError:
+            if not full.is_file():
                 self.loaded[path] = None
                 return None
-            try:
-                self.loaded[path] = json.loads(text) if full.suffix == ".json" else parse_yaml(text) or {}
-            except ValueError as exc:
-                raise InputError(f"{path}: cannot parse ({exc})") from None
+            if full.suffix == ".json":
+                try:
+                    self.loaded[path] = json.loads(full.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise InputError(f"{path}: cannot parse ({exc})") from None
+            else:
+                self.loaded[path] = read_yaml(full, parse_yaml) or {}
         return self.loaded[path]
 
 
