@@ -421,14 +421,20 @@ def test_kill_9_during_a_held_create_is_adopted_on_rerun(server: FakeReplicate, 
     assert (entry.prediction_id, entry.state) == (record["id"], "succeeded")
 
 
-def test_create_that_errors_after_creating_is_adopted(server: FakeReplicate, workdir: Path) -> None:
-    server.config.create_then_error = 1  # the prediction is made, the answer is a 502
+def _one_clip_after_a_502_that_created(server: FakeReplicate, workdir: Path) -> tuple[Job, ReplicateBackend, dict]:
+    """The server makes the prediction but answers the create with 502; the clip must still arrive."""
+    server.config.create_then_error = 1
     s = settings()
     job = jobs_for(workdir, s, scenes=scenes(1))[0]
     b = backend(s)
     run_job(job, b)
     check_clip(job)
     [record] = server.predictions()
+    return job, b, record
+
+
+def test_create_that_errors_after_creating_is_adopted(server: FakeReplicate, workdir: Path) -> None:
+    job, b, record = _one_clip_after_a_502_that_created(server, workdir)
     assert hits(server, CREATE) == 1 and hits(server, CREATE, 502) == 1 and hits(server, LIST) == 1
     assert (b.stats["adopted"], b.stats["creates"]) == (1, 0)
     entry = Journal().get(job.fingerprint)
@@ -436,14 +442,8 @@ def test_create_that_errors_after_creating_is_adopted(server: FakeReplicate, wor
 
 
 def test_listing_without_inputs_falls_back_to_getting_candidates(server: FakeReplicate, workdir: Path) -> None:
-    server.config.create_then_error = 1
     server.config.list_omits_input = True  # should a listing ever leave `input` out
-    s = settings()
-    job = jobs_for(workdir, s, scenes=scenes(1))[0]
-    b = backend(s)
-    run_job(job, b)
-    check_clip(job)
-    [record] = server.predictions()
+    job, b, record = _one_clip_after_a_502_that_created(server, workdir)
     assert (b.stats["adopted"], b.stats["creates"], b.stats["list_gets"]) == (1, 0, 1)
     assert Journal().get(job.fingerprint).prediction_id == record["id"]
 
