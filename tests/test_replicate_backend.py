@@ -125,6 +125,16 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
         time.sleep(0.05)
 
 
+def one_good_clip(workdir: Path) -> tuple[Job, ReplicateBackend]:
+    """Generate one scene with the default settings under whatever fault the test set; the clip must be good."""
+    s = settings()
+    job = jobs_for(workdir, s, scenes=scenes(1))[0]
+    b = backend(s)
+    run_job(job, b)
+    check_clip(job)
+    return job, b
+
+
 def check_clip(job: Job) -> None:
     info = verify(job.output, duration=job.duration, audio=job.makes_audio, width=job.width, height=job.height)
     assert info.video_codec == "h264"
@@ -196,11 +206,7 @@ def test_upload_once_per_distinct_image(server: FakeReplicate, workdir: Path) ->
 def test_rate_limited_create_waits_retry_after_then_succeeds(server: FakeReplicate, workdir: Path) -> None:
     server.config.rate_limit_creates = 1
     server.config.retry_after = 1.0
-    s = settings()
-    job = jobs_for(workdir, s, scenes=scenes(1))[0]
-    b = backend(s)
-    run_job(job, b)
-    check_clip(job)
+    job, b = one_good_clip(workdir)
     creates = [r for r in server.requests() if f"{r['method']} {r['route']}" == CREATE]
     assert [r["status"] for r in creates] == [429, 201]
     assert creates[1]["time"] - creates[0]["time"] >= 1.0  # Retry-After honoured
@@ -227,11 +233,7 @@ def test_rate_limit_that_never_ends_fails_the_scene(server: FakeReplicate, workd
 def test_server_error_on_create_is_retried(server: FakeReplicate, workdir: Path) -> None:
     server.config.server_error_creates = 2
     server.config.server_error_status = 500  # the client never retries a POST, whatever the status
-    s = settings()
-    job = jobs_for(workdir, s, scenes=scenes(1))[0]
-    b = backend(s)
-    run_job(job, b)
-    check_clip(job)
+    job, b = one_good_clip(workdir)
     assert hits(server, CREATE, 500) == 2 and hits(server, CREATE, 201) == 1
     assert len(server.predictions()) == 1
     # A 5xx may hide a created prediction: each one is followed by a listing, which found nothing here.
@@ -277,11 +279,7 @@ def test_truncated_download_is_fetched_again_from_the_same_prediction(
     # calls produce() again; "abort": the connection drops mid-body and produce() retries the download.
     server.config.truncate_downloads = 1
     server.config.truncate_mode = mode
-    s = settings()
-    job = jobs_for(workdir, s, scenes=scenes(1))[0]
-    b = backend(s)
-    run_job(job, b)
-    check_clip(job)
+    job, b = one_good_clip(workdir)
     assert hits(server, CREATE) == 1 and len(server.predictions()) == 1
     assert hits(server, OUTPUT) == 2
     assert b.stats["creates"] == 1 and b.stats["resumed"] == (1 if mode == "short" else 0)
@@ -424,11 +422,7 @@ def test_kill_9_during_a_held_create_is_adopted_on_rerun(server: FakeReplicate, 
 def _one_clip_after_a_502_that_created(server: FakeReplicate, workdir: Path) -> tuple[Job, ReplicateBackend, dict]:
     """The server makes the prediction but answers the create with 502; the clip must still arrive."""
     server.config.create_then_error = 1
-    s = settings()
-    job = jobs_for(workdir, s, scenes=scenes(1))[0]
-    b = backend(s)
-    run_job(job, b)
-    check_clip(job)
+    job, b = one_good_clip(workdir)
     [record] = server.predictions()
     return job, b, record
 
