@@ -876,12 +876,15 @@ class _Handler(BaseHTTPRequestHandler):
             files = list(self.fake._files.values())
         self._json(200, {"results": [f.json(self._base()) for f in files], "next": None, "previous": None})
 
-    def _lookup_file(self, id: str) -> _File:
+    def _lookup(self, table: dict[str, Any], id: str) -> Any:
         with self.fake._lock:
-            f = self.fake._files.get(id)
-        if f is None:
+            found = table.get(id)
+        if found is None:
             raise _ApiError(404, "Not found.")
-        return f
+        return found
+
+    def _lookup_file(self, id: str) -> _File:
+        return self._lookup(self.fake._files, id)
 
     def _get_file(self, body: bytes, id: str) -> None:
         self._json(200, self._lookup_file(id).json(self._base()))
@@ -967,11 +970,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, data)
 
     def _lookup_prediction(self, id: str) -> _Prediction:
-        with self.fake._lock:
-            p = self.fake._predictions.get(id)
-        if p is None:
-            raise _ApiError(404, "Not found.")
-        return p
+        return self._lookup(self.fake._predictions, id)
 
     def _get_prediction(self, body: bytes, id: str) -> None:
         if self.fake._take("server_error_gets"):

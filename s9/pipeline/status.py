@@ -96,15 +96,25 @@ class StatusReport:
 _INTERP = re.compile(r"\$\{\s*([A-Za-z0-9_.@-]+)\s*\}")
 
 
-def _lookup(context: dict[str, Any], expr: str) -> Any:
-    value: Any = context
-    for part in expr.split("."):
+_MISSING = object()
+
+
+def _param_value(data: Any, key: str) -> Any:
+    value = data
+    for part in key.split("."):
         if isinstance(value, dict) and part in value:
             value = value[part]
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
-            raise InputError(f"{DVC_FILE}: cannot resolve ${{{expr}}} (s9 status resolves item, key and vars)")
+            return _MISSING
+    return value
+
+
+def _lookup(context: dict[str, Any], expr: str) -> Any:
+    value = _param_value(context, expr)
+    if value is _MISSING:
+        raise InputError(f"{DVC_FILE}: cannot resolve ${{{expr}}} (s9 status resolves item, key and vars)")
     return value
 
 
@@ -175,21 +185,6 @@ class _ParamFiles:
             else:
                 self.loaded[path] = read_yaml(full, parse_yaml) or {}
         return self.loaded[path]
-
-
-_MISSING = object()
-
-
-def _param_value(data: Any, key: str) -> Any:
-    value = data
-    for part in key.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return _MISSING
-    return value
 
 
 def _dvc_cache_dir(root: Path) -> Path:
