@@ -7,11 +7,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import InputError
 from .models import ASPECT_RATIOS, MODELS, RESOLUTIONS, get_model
 from .scenes import check_concept_name, parse_duration
+from .yamlio import parse_yaml, read_yaml
 
 BACKENDS = ("offline", "replicate")
 PARAMS_FILE = "params.yaml"
@@ -56,8 +55,9 @@ def validate(s: Settings, source: str) -> Settings:
     """Check every value; an `InputError` names the key and what is valid."""
     get_model(s.video_model, _where(source, "video_settings.video_model"))
     if s.aspect_ratio not in ASPECT_RATIOS:
-        # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969: say so, or the message baffles.
-        hint = "; quote it in YAML, e.g. \"16:9\"" if isinstance(s.aspect_ratio, int) else ""
+        # A YAML 1.1 writer may have turned 16:9 into the base-60 number 969: say so, or the message baffles.
+        number = isinstance(s.aspect_ratio, int | float) and not isinstance(s.aspect_ratio, bool)
+        hint = "; write it as text, e.g. \"16:9\"" if number else ""
         raise InputError(
             f"{_where(source, 'video_settings.aspect_ratio')}: invalid aspect ratio {s.aspect_ratio!r} "
             f"(valid: {', '.join(ASPECT_RATIOS)}{hint})"
@@ -111,16 +111,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
         path = PARAMS_FILE
     path = Path(path)
     source = str(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise InputError(f"{source}: params file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{source}: cannot read ({exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"{source}: invalid YAML{at}") from None
+    if not path.exists():
+        raise InputError(f"{source}: params file not found")
+    # YAML 1.2, as DVC reads and rewrites it (`dvc exp run -S` drops the quotes of "16:9"; YAML 1.1 would
+    # read the bare 16:9 as the sexagesimal number 969).
+    data = read_yaml(path, parse_yaml) or {}
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a mapping at the top level")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GenerationError, InputError
+from ..yamlio import shown, yaml_error
 from .registry import DVC_FILE, LOCK_FILE
-from .yamlfile import shown, yaml_error
 
 if TYPE_CHECKING:
     from dvc.repo import Repo

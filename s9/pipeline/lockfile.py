@@ -16,8 +16,8 @@ from typing import Any
 from ..atomic import write_text_atomic
 from ..errors import InputError
 from ..state import STATE_DIR, state_dir
+from ..yamlio import expect_mapping, parse_yaml, read_yaml, shown
 from .registry import LOCK_FILE, STAGE_GROUP
-from .yamlfile import expect_mapping, parse_yaml, read_yaml, shown
 
 __all__ = ["parse_yaml", "prune_lock", "read_lock"]
 

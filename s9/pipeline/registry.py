@@ -22,7 +22,7 @@ from ..job import FIRST_FRAME_PATTERN, check_image, infer_batch, output_name
 from ..models import ASPECT_RATIOS, MODELS, RESOLUTIONS, get_model
 from ..params import BACKENDS, CLIP_PARAMS, PARAMS_FILE, Settings, load_settings
 from ..scenes import PROMPTS_SUFFIX, Concept, check_concept_name, load_concept
-from .yamlfile import expect_mapping, parse_yaml, read_yaml, shown
+from ..yamlio import expect_mapping, parse_yaml, read_yaml, shown
 
 DVC_FILE = "dvc.yaml"
 LOCK_FILE = "dvc.lock"

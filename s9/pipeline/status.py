@@ -18,10 +18,10 @@ from typing import Any
 from ..errors import InputError
 from ..params import PARAMS_FILE
 from ..state import state_dir
+from ..yamlio import expect_mapping, parse_yaml, read_yaml, shown
 from .hashing import HashCache
 from .lockfile import read_lock
 from .registry import DVC_FILE, STAGE_GROUP, VARS_FILE, SceneEntry, read_entries
-from .yamlfile import expect_mapping, parse_yaml, read_yaml, shown
 
 # Reason kinds, in the order a person would want to fix them.
 KINDS = ("new", "command", "prompt", "moved", "frame", "params", "dep", "output")

@@ -1,8 +1,8 @@
 """Reading the pipeline's YAML files (dvc.yaml, dvc.lock, s9_scenes.yaml, params files) so that a broken one is
 one `InputError` line naming the file and the line, never a parser traceback.
 
-Two parsers, on purpose: `parse_yaml` is the one DVC uses (ruamel, YAML 1.2) for files whose values are
-compared with DVC's; PyYAML reads the files only s9 interprets. Both raise errors with the same marks.
+One parser: DVC's (ruamel, YAML 1.2), because DVC reads and rewrites these files (`dvc exp run -S` rewrites
+params.yaml) and the values s9 reads must be the values DVC compares.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import InputError
+from .errors import InputError
 
 _MERGE_MARKER = re.compile(r"^(<{7}|={7}|>{7})( .*)?$", re.MULTILINE)
 
@@ -57,7 +57,7 @@ def yaml_error(path: Path | str, exc: Exception, text: str | None = None) -> Inp
 
 
 def read_yaml(path: Path, parse: Callable[[str], Any] | None = None) -> Any:
-    """Parse a YAML file (PyYAML by default, `parse_yaml` for DVC's reading); problems are `InputError`s."""
+    """Parse a YAML file as DVC does (YAML 1.2); problems are `InputError`s naming the file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -65,7 +65,7 @@ def read_yaml(path: Path, parse: Callable[[str], Any] | None = None) -> Any:
     except OSError as exc:
         raise InputError(f"{shown(path)}: cannot read ({exc.strerror or exc})") from None
     try:
-        return (parse or yaml.safe_load)(text)
+        return (parse or parse_yaml)(text)
     except Exception as exc:  # noqa: BLE001 - yaml.YAMLError / ruamel's YAMLError (and its readers' errors)
         if _is_yaml_error(exc):
             raise yaml_error(path, exc, text) from None

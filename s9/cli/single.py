@@ -1,0 +1,123 @@
+"""Commands that work without DVC: one scene (`s9 clip`) or one concept (`s9 generate`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..backends import get_backend
+from ..errors import InputError
+from ..job import Job, build_concept_jobs, build_job
+from ..models import ASPECT_RATIOS, MODELS
+from ..params import BACKENDS, Settings, load_settings
+from ..runner import SceneResult, Summary, check_writable, run_jobs
+from ..scenes import load_concept, parse_duration
+from .app import cli
+from .output import Progress, print_summary, warn
+
+
+def _settings_options(func):
+    options = [
+        click.option("--params", "params_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Settings file (default: ./params.yaml when present)."),
+        click.option("--model", type=click.Choice(list(MODELS)), help="Video model (default from params)."),
+        click.option("--aspect-ratio", type=click.Choice(list(ASPECT_RATIOS)), help="Aspect ratio."),
+        click.option("--duration", type=float, help="Seconds; snapped to what the model accepts."),
+        click.option("--backend", type=click.Choice(list(BACKENDS)), help="Where clips are made."),
+        click.option("--batch", help="Batch folder name (default: read off the prompts path, else params)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(params_file: Path | None, model: str | None, aspect_ratio: str | None, backend: str | None,
+              duration: float | None) -> Settings:
+    settings = load_settings(params_file)
+    if duration is not None:
+        parse_duration(duration, "--duration")
+    return settings.with_overrides(video_model=model, aspect_ratio=aspect_ratio, backend=backend)
+
+
+def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneResult]) -> Summary:
+    backend = get_backend(settings.backend, settings)
+    backend.check()
+    for folder in {job.output.parent for job in jobs}:
+        check_writable(folder)
+    warn(jobs)
+    try:
+        with Progress(len(jobs)) as progress:
+            summary = run_jobs(jobs, backend, workers, progress)
+    finally:
+        backend.close()
+    summary.results = skipped + summary.results
+    summary.results.sort(key=lambda r: r.scene_number)
+    return summary
+
+
+@cli.command()
+@click.argument("scene_prompts_json", type=click.Path(path_type=Path))
+@click.argument("scene_number", type=click.IntRange(min=1))
+@click.argument("first_frame", type=click.Path(path_type=Path))
+@click.argument("output_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@_settings_options
+def clip(scene_prompts_json: Path, scene_number: int, first_frame: Path, output_path: Path | None,
+         params_file: Path | None, model: str | None, aspect_ratio: str | None, duration: float | None,
+         backend: str | None, batch: str | None) -> None:
+    """Generate one scene's clip (and its debug file).
+
+    Without OUTPUT_PATH the clip goes to {outputs}/{batch}/{concept}/{concept}_p{N}_{model_suffix}.mp4.
+    """
+    settings = _settings(params_file, model, aspect_ratio, backend, duration)
+    concept = load_concept(scene_prompts_json)
+    job = build_job(concept, scene_number, first_frame, settings, output=output_path, batch=batch,
+                    duration=duration)
+    if output_path is not None and output_path.suffix.lower() != ".mp4":
+        raise InputError(f"{output_path}: output path must end in .mp4")
+    summary = _run([job], settings, 1, [])
+    if not summary.ok:
+        sys.exit(1)
+
+
+def _scene_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter("expected scene numbers separated by commas, e.g. 1,3") from None
+    if not numbers or min(numbers) < 1:
+        raise click.BadParameter("scene numbers start at 1")
+    return list(dict.fromkeys(numbers))
+
+
+@cli.command()
+@click.argument("scene_prompts_json", type=click.Path(path_type=Path))
+@click.option("--frames", "frames_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder with {concept}_p{N}_first_frame.jpg files (step 8's output).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for this concept's clips (default: {outputs}/{batch}/{concept}).")
+@click.option("--scenes", "scene_numbers", callback=_scene_list, help="Only these scene numbers, e.g. 1,3.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Scenes generated at once (default from params).")
+@_settings_options
+def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, scene_numbers: list[int] | None,
+             workers: int | None, params_file: Path | None, model: str | None, aspect_ratio: str | None,
+             duration: float | None, backend: str | None, batch: str | None) -> None:
+    """Generate every scene of one concept in parallel, then print a summary."""
+    settings = _settings(params_file, model, aspect_ratio, backend, duration)
+    concept = load_concept(scene_prompts_json)
+    if not frames_dir.is_dir():
+        raise InputError(f"{frames_dir}: first frames folder not found")
+    jobs, missing = build_concept_jobs(concept, frames_dir, settings, scene_numbers=scene_numbers,
+                                       out_dir=out_dir, batch=batch, duration=duration)
+    skipped = []
+    for number in missing:
+        click.secho(f"✗ Scene {number}: First frame not found, skipping", fg="red", err=True)
+        skipped.append(SceneResult(f"{concept.name} scene {number}", number, ok=False, skipped=True,
+                                   error="First frame not found"))
+    summary = _run(jobs, settings, workers or settings.max_workers, skipped)
+    print_summary(summary, settings, settings.backend)
+    if not summary.ok:
+        sys.exit(1)
