@@ -132,6 +132,42 @@ def check_image(path: Path, scene_number: int) -> None:
         raise InputError(f"{path}: first frame for scene {scene_number} is not a readable image ({exc})") from None
 
 
+def shaping_input(scene: Scene, settings: Settings, duration: float | None = None) -> tuple[ModelSpec, dict[str, Any]]:
+    """The model and the exact input a scene's clip is made from, with `IMAGE_PLACEHOLDER` for each image.
+
+    What the DVC pipeline records per scene (the image bytes are file dependencies of their own); it reads no
+    file, so one unreadable frame never stops the other scenes from being resolved.
+    """
+    job = _resolve(scene, settings, duration)
+    return job.model, job.api_input(IMAGE_PLACEHOLDER)
+
+
+def _resolve(scene: Scene, settings: Settings, duration: float | None) -> _Resolved:
+    model = get_model(settings.video_model)
+    requested = duration or scene.duration_seconds or settings.duration_seconds
+    snapped, duration_warning = model.snap_duration(requested)
+    aspect, aspect_warning = model.api_aspect(settings.aspect_ratio)
+    resolution = settings.resolution if settings.resolution in model.resolutions else model.resolutions[0]
+    return _Resolved(scene, model, snapped, aspect, resolution, settings.generate_audio,
+                     tuple(w for w in (duration_warning, aspect_warning) if w))
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    scene: Scene
+    model: ModelSpec
+    duration: int
+    aspect: str
+    resolution: str
+    generate_audio: bool
+    warnings: tuple[str, ...]
+
+    def api_input(self, image: str) -> dict[str, Any]:
+        return self.model.build_input(prompt=self.scene.combined_prompt, image=image, duration=self.duration,
+                                      aspect=self.aspect, resolution=self.resolution,
+                                      generate_audio=self.generate_audio)
+
+
 def build_job(
     concept: Concept,
     scene_number: int,
@@ -144,14 +180,11 @@ def build_job(
 ) -> Job:
     """Resolve one scene. `duration` (a command-line override) beats the scene's own, which beats params."""
     scene = concept.scene(scene_number)
-    model = get_model(settings.video_model)
     first_frame = Path(first_frame)
     check_image(first_frame, scene_number)
-    requested = duration or scene.duration_seconds or settings.duration_seconds
-    snapped, duration_warning = model.snap_duration(requested)
-    aspect, aspect_warning = model.api_aspect(settings.aspect_ratio)
-    resolution = settings.resolution if settings.resolution in model.resolutions else model.resolutions[0]
-    width, height = model.frame_size(aspect, resolution)
+    resolved = _resolve(scene, settings, duration)
+    model = resolved.model
+    width, height = model.frame_size(resolved.aspect, resolved.resolution)
     batch = batch or infer_batch(concept.prompts_path, concept.name) or settings.batch
     if output is None:
         output = concept_output_dir(settings, concept.name, batch) / output_name(concept.name, scene.number, model)
@@ -165,15 +198,15 @@ def build_job(
         first_frame=first_frame,
         first_frame_display=portable_path(first_frame, concept.prompts_path),
         frame_sha256=frame_sha,
-        duration=snapped,
+        duration=resolved.duration,
         requested_aspect=settings.aspect_ratio,
-        aspect=aspect,
-        resolution=resolution,
+        aspect=resolved.aspect,
+        resolution=resolved.resolution,
         generate_audio=settings.generate_audio,
         width=width,
         height=height,
         output=Path(output),
-        warnings=tuple(w for w in (duration_warning, aspect_warning) if w),
+        warnings=resolved.warnings,
         fingerprint="",
     )
     return _with_fingerprint(job)

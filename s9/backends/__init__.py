@@ -28,6 +28,15 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def backend_identity(name: str) -> dict[str, str]:
+    """What besides the model input shapes a backend's clip (recorded per scene by the DVC pipeline)."""
+    if name == "offline":
+        from .offline import renderer_identity
+
+        return {"renderer": renderer_identity()}
+    return {}
+
+
 def get_backend(name: str, settings: Settings) -> Backend:
     if name == "offline":
         from .offline import OfflineBackend

@@ -1,16 +1,20 @@
-"""DVC pipeline commands: thin wrappers over `s9.pipeline` (which is imported lazily: DVC is slow to import)."""
+"""DVC pipeline commands: thin wrappers over `s9.pipeline` (imported lazily: DVC is slow to import)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..params import load_settings
 from ..runner import SceneResult
 from .app import cli
 from .output import Progress, print_result, print_summary
+
+_TARGETS_HELP = ("TARGETS: concepts, scenes (tiny_p1) or DVC stage addresses (pipelines/b1/tiny/dvc.yaml:p1); "
+                 "none means every scene.")
 
 
 def _root() -> Path:
@@ -19,48 +23,68 @@ def _root() -> Path:
     return find_root()
 
 
+def _print_sync(result: Any) -> None:
+    for path in result.written:
+        click.echo(f"Wrote {path}")
+    if result.migrated:
+        click.echo("Migrated the s9 0.1 layout: each concept now has its own pipeline under pipelines/")
+    for folder in result.removed:
+        click.echo(f"Removed {folder} (its concept is no longer registered)")
+    for address in result.pruned:
+        click.echo(f"Pruned the lock entry of {address} (no such scene any more)")
+    for path in result.tidied:
+        click.echo(f"Removed {path} (no stage declares it; it stays in DVC's cache)")
+    for path in result.kept:
+        click.secho(f"⚠ kept {path}: no stage declares it, and DVC's cache does not hold it", fg="yellow", err=True)
+
+
 @cli.command("add")
 @click.argument("scene_prompts_json", type=click.Path(path_type=Path))
 @click.argument("frames_dir", type=click.Path(path_type=Path))
 @click.option("--batch", help="Batch folder under data/ (default: read off the prompts path, else params).")
 def add_cmd(scene_prompts_json: Path, frames_dir: Path, batch: str | None) -> None:
-    """Copy a concept's step-7 prompts and step-8 frames into data/ and register its scene stages."""
+    """Copy a concept's step-7 prompts and step-8 frames into data/ and write its pipeline."""
     from ..pipeline import add_concept
 
     result = add_concept(_root(), scene_prompts_json, frames_dir, batch)
-    for path in result.sync.written_templates:
-        click.echo(f"Wrote {path.name} (from the s9 template)")
+    _print_sync(result.sync)
     click.echo(f"Registered {result.concept} (batch {result.batch}): {result.scenes} scene(s) copied to data/; "
-               f"{len(result.sync.entries)} scene stage(s) in total")
+               f"{result.sync.scenes} scene stage(s) in total")
     click.echo("Next: `s9 plan` to see the cost, `s9 repro` to generate.")
 
 
 @cli.command("remove")
 @click.argument("concept")
-@click.option("--outputs", is_flag=True, help="Also delete the concept's clips and debug folders.")
+@click.option("--outputs", is_flag=True, help="Also delete clips DVC's cache does not hold.")
 def remove_cmd(concept: str, outputs: bool) -> None:
-    """Unregister a concept: delete its data/ files (and with --outputs its clips) and its scene stages."""
+    """Unregister a concept: its data/ files, its pipeline, and its clips (kept in DVC's cache)."""
     from ..pipeline import remove_concept
 
     result = remove_concept(_root(), concept, outputs=outputs)
-    click.echo(f"Removed {result.concept} (batch {result.batch}); {len(result.sync.entries)} scene stage(s) left")
+    _print_sync(result.sync)
+    click.echo(f"Removed {result.concept} (batch {result.batch}); {result.sync.scenes} scene stage(s) left")
 
 
 @cli.command("sync")
-@click.option("--print-template", is_flag=True, help="Print the dvc.yaml scene stage block and exit.")
-def sync_cmd(print_template: bool) -> None:
-    """Regenerate s9_scenes.yaml (the scene list dvc.yaml iterates) from data/ and params.yaml."""
-    from ..pipeline import VARS_FILE, sync, template_text
+@click.option("--print-template", "template", type=click.Choice(["dvc.yaml", "params.yaml"]),
+              help="Print the root dvc.yaml or the params.yaml template and exit.")
+def sync_cmd(template: str | None) -> None:
+    """Make every concept's pipeline match data/ and params.yaml (after a model change, say); tidy outputs."""
+    from ..pipeline import sync, template_text
 
-    if print_template:
-        click.echo(template_text("dvc.yaml"), nl=False)
+    if template:
+        click.echo(template_text(template), nl=False)
         return
     result = sync(_root())
-    for path in result.written_templates:
-        click.echo(f"Wrote {path.name} (from the s9 template)")
-    state = "updated" if result.changed else "unchanged"
-    click.echo(f"{VARS_FILE} {state}: {len(result.entries)} scene stage(s) of {len(result.concepts)} concept(s)"
-               + (f" (+{len(result.added)} / -{len(result.removed)})" if result.changed else ""))
+    _print_sync(result)
+    state = "updated" if result.changed else "already up to date"
+    click.echo(f"Pipelines {state}: {result.scenes} scene stage(s) of {len(result.decls)} concept(s)")
+
+
+def _fix_hint(fix: str) -> str:
+    return {"dvc checkout": "run `dvc checkout` (the clips are in DVC's cache)",
+            "dvc pull": "run `dvc pull` (or `s9 repro`, which pulls before it generates anything)"}.get(
+        fix, "run `s9 plan`, then `s9 repro`")
 
 
 @cli.command("status")
@@ -70,40 +94,55 @@ def sync_cmd(print_template: bool) -> None:
               help="Ignore the clips themselves (missing, edited, not in cache): only check dvc.lock against "
                    "prompts, frames and params, e.g. in CI without `dvc pull`.")
 def status_cmd(targets: tuple[str, ...], as_json: bool, no_outputs: bool) -> None:
-    """List stale scenes per concept with the reason; exit 1 when anything is stale (for CI).
+    """List stale scenes per concept with the reason and the fix; exit 1 when anything is stale (for CI).
 
-    Agrees with `dvc status`, but reads dvc.lock and cached file hashes directly, so it stays fast at
-    hundreds of scenes. Re-syncs s9_scenes.yaml first. TARGETS: stage names (scene@x_p1 or x_p1) or concept
-    names; none means every scene."""
-    import json
-
+    Agrees with `dvc status` (and sees which scene a prompt edit reaches before the `inputs` stage runs),
+    but reads dvc.lock and cached file hashes directly, so it stays fast at thousands of scenes. Writes
+    nothing git tracks. """ + _TARGETS_HELP
     from ..pipeline import status
 
     report = status(_root(), list(targets) or None, outputs=not no_outputs)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        totals: dict[str, int] = {}
-        for scene in report.scenes:
-            totals[scene.entry.concept] = totals.get(scene.entry.concept, 0) + 1
-        for concept, scenes in report.by_concept().items():
-            click.echo(f"{concept} (batch {scenes[0].entry.batch}): {len(scenes)} of {totals[concept]} scene(s) stale")
-            for scene in scenes:
-                why = "; ".join(r.message for r in scene.reasons)
-                click.echo(f"  scene {scene.entry.scene:<3} {scene.entry.stage}: {why}")
-        if report.up_to_date:
-            click.echo(f"All {len(report.scenes)} scene(s) up to date.")
-        else:
-            click.echo(f"{len(report.stale)} of {len(report.scenes)} scene(s) stale: run `s9 plan`, then `s9 repro`.")
-    sys.exit(0 if report.up_to_date else 1)
+        sys.exit(0 if report.up_to_date else 1)
+    for concept in report.concepts:
+        stale = concept.stale_scenes
+        if concept.stale:
+            ref = concept.decl.ref
+            click.echo(f"{ref.name} (batch {ref.batch}): {len(stale)} of {len(concept.scenes)} scene(s) stale")
+        for reason in concept.reasons:
+            click.echo(f"  {reason.message}")
+        for scene in stale:
+            why = "; ".join(r.message for r in scene.reasons)
+            fix = "" if scene.fix == "s9 repro" else f" → `{scene.fix}`"
+            click.echo(f"  scene {scene.decl.number:<3} {scene.decl.key}: {why}{fix}")
+        for path in concept.leftovers:
+            click.secho(f"⚠ {concept.decl.ref.name}: {path} is not declared by any stage (`s9 sync` removes it)",
+                        fg="yellow", err=True)
+    for folder in report.orphans:
+        click.echo(f"{folder}: its concept is no longer registered (`s9 sync` removes the pipeline)")
+    if report.root_problem:
+        click.secho(f"⚠ {report.root_problem}", fg="yellow", err=True)
+    if report.up_to_date:
+        click.echo(f"All {len(report.scenes)} scene(s) up to date.")
+        return
+    click.echo(f"{len(report.stale)} of {len(report.scenes)} scene(s) stale: {_fix_hint(report.fix())}.")
+    sys.exit(1)
 
 
-def _print_plan(the_plan) -> None:  # noqa: ANN001 - s9.pipeline.Plan, imported lazily
+def _print_plan(the_plan: Any) -> None:
     for item in the_plan.scenes:
-        cost = item.how if item.restorable else f"${item.cost_usd:.2f}"
-        click.echo(f"  {item.stage:<40} {item.model:<20} {item.seconds:>3} s  {item.backend:<9} {cost}")
+        if item.problem:
+            cost = f"cannot generate: {item.problem}"
+        elif item.how == "restore":
+            cost = "$0.00 (in DVC's cache)"
+        elif item.how == "pull":
+            cost = "$0.00 (on the DVC remote)"
+        else:
+            cost = f"${item.cost_usd:.2f}"
+        click.echo(f"  {item.status.decl.key:<30} {item.model:<20} {item.seconds:>3} s  {item.backend:<9} {cost}")
     budget = "" if the_plan.max_spend_usd is None else f" (budget ${the_plan.max_spend_usd:.2f})"
-    restored = f", {len(the_plan.restored)} not generated (run cache / re-record)" if the_plan.restored else ""
+    restored = f"; {len(the_plan.restored)} restored from DVC's cache or remote at $0" if the_plan.restored else ""
     click.echo(f"Total: {len(the_plan.to_generate)} scene(s) to generate, {the_plan.total_seconds} s of video, "
                f"estimated ${the_plan.total_usd:.2f}{budget}{restored}")
 
@@ -111,15 +150,14 @@ def _print_plan(the_plan) -> None:  # noqa: ANN001 - s9.pipeline.Plan, imported 
 @cli.command("plan")
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plan_cmd(targets: tuple[str, ...], as_json: bool) -> None:
-    """Show what `s9 repro` would generate and its estimated cost; generates nothing, calls no API.
+@click.option("--no-pull", is_flag=True, help="Do not look on the DVC remote for what it already holds.")
+def plan_cmd(targets: tuple[str, ...], as_json: bool, no_pull: bool) -> None:
+    """Show what `s9 repro` would restore, pull or generate, and the estimated cost; writes nothing.
 
-    TARGETS: stage names (scene@x_p1 or x_p1) or concept names; none means every scene."""
-    import json
-
+    """ + _TARGETS_HELP
     from ..pipeline import plan
 
-    the_plan = plan(_root(), list(targets) or None)
+    the_plan = plan(_root(), list(targets) or None, pull=not no_pull)
     if as_json:
         click.echo(json.dumps(the_plan.as_dict(), indent=2))
         return
@@ -127,23 +165,13 @@ def plan_cmd(targets: tuple[str, ...], as_json: bool) -> None:
         click.echo("Nothing to generate: every scene is up to date.")
         return
     _print_plan(the_plan)
+    for item in the_plan.blocked:
+        click.secho(f"⚠ {item.status.decl.key}: {item.problem}", fg="yellow", err=True)
     if the_plan.over_budget:
         click.secho("⚠ over budget: `s9 repro` will refuse to start", fg="yellow", err=True)
 
 
-@cli.command("repro")
-@click.argument("targets", nargs=-1)
-@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64),
-              help="Scenes generated at once (default: params max_workers).")
-def repro_cmd(targets: tuple[str, ...], workers: int | None) -> None:
-    """Generate every stale scene stage concurrently and record them in dvc.lock, as `dvc repro` would.
-
-    Refuses to start (exit 2) when the plan's estimate exceeds budget.max_spend_usd. A failed scene stays
-    stale; the others are recorded; exit 1 with the summary. TARGETS: stage names (scene@x_p1 or x_p1) or
-    concept names; none means every stale scene.
-    """
-    from ..pipeline import repro
-
+def _listener() -> Any:
     shown: set[str] = set()
 
     def listener(kind: str, result: SceneResult) -> None:
@@ -155,33 +183,97 @@ def repro_cmd(targets: tuple[str, ...], workers: int | None) -> None:
         elif kind == "done":
             print_result(result)
 
-    result = repro(_root(), list(targets) or None, workers=workers, listener=listener)
-    if not result.plan.scenes:
+    return listener
+
+
+def _print_repro(result: Any, root: Path) -> None:
+    from ..pipeline.declare import project_settings
+
+    if result.restored:
+        click.echo(f"Restored from DVC's cache or remote: {len(result.restored)} scene(s)")
+    if result.summary.results:
+        settings = project_settings(root)
+        print_summary(result.summary, settings, settings.backend)
+    for address in result.changed:
+        click.secho(f"⚠ {address}: an input changed while it was generated; not recorded (still stale)",
+                    fg="yellow", err=True)
+    click.echo(f"Recorded in dvc.lock: {len(result.recorded)} scene stage(s)")
+
+
+@cli.command("repro")
+@click.argument("targets", nargs=-1)
+@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64),
+              help="Scenes generated at once (default: params max_workers).")
+@click.option("--no-pull", is_flag=True, help="Do not fetch from the DVC remote before generating.")
+def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool) -> None:
+    """Bring every stale scene up to date concurrently and record it in dvc.lock, as `dvc repro` would.
+
+    Takes DVC's repo lock first. Restores what DVC's cache or remote already holds before paying for
+    anything; refuses to start (exit 2) when the estimate exceeds budget.max_spend_usd. A failed scene stays
+    stale, the others are recorded; exit 1 with the summary. """ + _TARGETS_HELP
+    from ..pipeline import repro
+
+    root = _root()
+    result = repro(root, list(targets) or None, workers=workers, listener=_listener(), pull=not no_pull)
+    if not result.plan.scenes and not result.resolved:
         click.echo("Every scene is up to date: nothing to do.")
         return
-    if result.restored:
-        click.echo(f"Restored from DVC's run cache: {len(result.restored)} scene(s)")
-    if result.rerecorded:
-        click.echo(f"Re-recorded (prompt entry only moved in its list): {len(result.rerecorded)} scene(s)")
-    if result.summary.results:
-        settings = load_settings(Path("params.yaml") if Path("params.yaml").exists() else None)
-        print_summary(result.summary, settings, settings.backend)
-    click.echo(f"Recorded in dvc.lock: {len(result.recorded)} stage(s)")
+    _print_repro(result, root)
     if not result.ok:
         click.secho("Failed scenes stay stale: fix them, then `s9 repro` again.", fg="red", err=True)
         sys.exit(1)
 
 
+@cli.group("exp")
+def exp_group() -> None:
+    """Experiments: compare settings (the model, say) as DVC experiments."""
+
+
+@exp_group.command("run")
+@click.option("-S", "--set-param", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A params.yaml value for this experiment, e.g. video_settings.video_model=openai/sora-2.")
+@click.option("--queue", is_flag=True, help="Queue it for `dvc queue start`; the workspace stays as it is.")
+@click.option("--temp", is_flag=True, help="Run it in a temporary folder; the workspace stays as it is.")
+@click.option("-n", "--name", help="The experiment's name.")
+@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64), help="Scenes generated at once.")
+def exp_run_cmd(overrides: tuple[str, ...], queue: bool, temp: bool, name: str | None, workers: int | None) -> None:
+    """Run an experiment like `dvc exp run -S …`, also for the keys that rename clips (the model).
+
+    In the workspace it runs `s9 repro` (in parallel) and saves the experiment (`dvc exp show` lists it)."""
+    from ..pipeline import exp_run
+
+    root = _root()
+    result = exp_run(root, list(overrides), queue=queue, temp=temp, name=name, workers=workers,
+                     listener=_listener())
+    if result.repro is not None:
+        _print_repro(result.repro, root)
+        if not result.repro.ok:
+            click.secho("The experiment was not saved: failed scenes stay stale.", fg="red", err=True)
+            sys.exit(1)
+        click.echo(f"Saved experiment {result.name} (`dvc exp show` compares it)")
+    elif result.mode == "queue":
+        click.echo("Queued: `dvc queue start` runs it, `dvc exp show` compares it")
+    else:
+        click.echo("Ran in a temporary folder: `dvc exp show` compares it, `dvc exp apply` brings it here")
+
+
 @cli.command("stage")
-@click.argument("scene_prompts_json", type=click.Path(path_type=Path))
+@click.argument("pipeline_dir")
 @click.argument("scene_number", type=click.IntRange(min=1))
-@click.argument("first_frame", type=click.Path(path_type=Path))
-@click.argument("clip_path", type=click.Path(dir_okay=False, path_type=Path))
-def stage_cmd(scene_prompts_json: Path, scene_number: int, first_frame: Path, clip_path: Path) -> None:
-    """One dvc.yaml scene stage (what `dvc repro` runs): like `s9 clip`, reading ./params.yaml, but it refuses
-    an out name that does not match the configured model (run `s9 sync`)."""
+@click.argument("clip_path")
+def stage_cmd(pipeline_dir: str, scene_number: int, clip_path: str) -> None:
+    """(Run by `dvc repro`.) One scene stage: make scene N's clip from its entry in inputs.json."""
     from ..pipeline import run_stage
 
-    summary = run_stage(scene_prompts_json, scene_number, first_frame, clip_path, Progress(1))
+    summary = run_stage(pipeline_dir, scene_number, clip_path, Progress(1))
     if not summary.ok:
         sys.exit(1)
+
+
+@cli.command("resolve")
+@click.argument("pipeline_dir")
+def resolve_cmd(pipeline_dir: str) -> None:
+    """(Run by `dvc repro`.) A concept's `inputs` stage: write each scene's resolved input to inputs.json."""
+    from ..pipeline import resolve_stage
+
+    click.echo(f"Wrote {resolve_stage(pipeline_dir)}")

@@ -1,9 +1,9 @@
-"""The few DVC API calls s9 needs, in one place: open the repo, load single stages, the run cache, commit.
+"""Every use of DVC's Python internals, in one place, each covered by a test (tests/test_dvcside.py), so a DVC
+upgrade that changes one fails loudly here rather than somewhere in the middle of a repro.
 
-`dvc repro` re-collects its graph around every stage (quadratic in stage count); here one `Repo` instance
-loads only the stages that are stale (lazily, through the project file's stage loader), and records them
-with the same calls `dvc repro` / `dvc commit -f` make per stage (`save` then `commit`) plus a single
-dvc.lock write, so bookkeeping is linear.
+`dvc repro` re-collects its graph around every stage (quadratic in stage count); s9 opens one `Repo`, loads
+only the stages it needs (lazily, per concept pipeline file), and records them with the calls `dvc repro`
+makes per stage (save deps, save outs, run cache, commit) plus one lock write per concept file.
 """
 
 from __future__ import annotations
@@ -17,24 +17,26 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GenerationError, InputError
 from ..yamlio import shown, yaml_error
-from .registry import DVC_FILE, LOCK_FILE
+from .layout import LOCK_FILE
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
 
 
+# -- opening the repository, locking, errors ---------------------------------------------------------------
 @contextlib.contextmanager
 def open_repo(root: Path, *, lock: bool) -> Iterator[Repo]:
-    """A `Repo` at root; with `lock`, holding DVC's repo lock (as `dvc repro` does) and its scm context,
-    so `.gitignore` entries for new outs are written and `core.autostage` is honoured."""
+    """A `Repo` at root; with `lock`, holding DVC's repo lock (as `dvc repro` does) and its scm context, so
+    `.gitignore` entries for new outs are written and `core.autostage` is honoured. A busy repo is an
+    `InputError` raised before anything is touched."""
     from dvc.repo import Repo, lock_repo
 
     with dvc_errors(root), Repo(str(root)) as repo, _param_files_read_once():
         if not lock:
             yield repo
             return
-        with repo.scm_context(quiet=True), lock_repo(repo):
+        with lock_repo(repo), repo.scm_context(quiet=True):
             yield repo
 
 
@@ -48,7 +50,8 @@ def dvc_errors(root: Path) -> Iterator[None]:
     try:
         yield
     except LockError as exc:
-        raise InputError(f"{root}: DVC repository is busy ({exc}); is another dvc or s9 repro running?") from None
+        raise InputError(f"{root}: DVC repository is busy ({_first_line(exc)}); is another dvc or s9 command "
+                         "running? Nothing was changed") from None
     except DvcException as exc:  # errors are values until the CLI
         bad_input = _input_error(exc)
         if bad_input is not None:
@@ -69,7 +72,7 @@ def _input_error(exc: Exception) -> InputError | None:
     from dvc.utils.strictyaml import YAMLValidationError
 
     if isinstance(exc, YAMLValidationError):
-        path = shown(str(exc.path).removeprefix("./") or DVC_FILE)
+        path = shown(str(exc.path).removeprefix("./"))
         errors = getattr(exc.exc, "errors", None) or [exc.exc]
         first = errors[0]
         where = " -> ".join(str(p) for p in getattr(first, "path", []) or [])
@@ -89,20 +92,20 @@ def _input_error(exc: Exception) -> InputError | None:
         if found:
             keys, path = found.groups()
             verb = "are" if "," in keys else "is"
-            return InputError(f"{shown(path)}: {keys} {verb} missing (a stage in {DVC_FILE} declares it as a params "
-                              "dependency: add it to the file, or remove it from the stage)")
+            return InputError(f"{shown(path)}: {keys} {verb} missing (a stage declares it as a params dependency: "
+                              "add it to the file, or remove it from the stage)")
     if isinstance(exc, MissingParamsError | MissingParamsFile | BadParamFileError):
-        return InputError(f"{_first_line(exc).rstrip('.')} (a stage in {DVC_FILE} depends on it)")
+        return InputError(f"{_first_line(exc).rstrip('.')} (a pipeline stage depends on it)")
     if isinstance(exc, ResolveError):
-        return InputError(f"{DVC_FILE}: {_first_line(exc)}")
+        return InputError(_first_line(exc))
     return None
 
 
 @contextlib.contextmanager
 def _param_files_read_once() -> Iterator[None]:
-    """DVC re-parses params.yaml (ruamel, ~5 ms) for every params dep of every stage, several times per stage
-    while saving: ~30 ms a scene. Within one s9 command the parse is memoized per file *and* its stat, so a file
-    that changes is read again; callers get a deep copy, so nothing DVC does to a result can leak."""
+    """DVC re-parses a params file for every params dep of every stage, several times per stage while saving.
+    Within one s9 command the parse is memoized per file *and* its stat, so a file that changes is read again;
+    callers get a deep copy, so nothing DVC does to a result can leak."""
     import copy
 
     from dvc.dependency import param
@@ -129,49 +132,227 @@ def _param_files_read_once() -> Iterator[None]:
         param.load_path = original
 
 
-def load_stages(repo: Repo, names: list[str]) -> dict[str, PipelineStage]:
-    """Only the named stages of dvc.yaml, each resolved and filled from dvc.lock once."""
+@contextlib.contextmanager
+def edit_yaml(root: Path, path: Path) -> Iterator[Any]:
+    """Edit a YAML file with DVC's own round-trip (comments kept, written as DVC writes params and locks)."""
+    from dvc.utils.serialize import modify_yaml
+
+    with dvc_errors(root), modify_yaml(str(path)) as data:
+        yield data
+
+
+# -- stages ------------------------------------------------------------------------------------------------
+def load_stages(repo: Repo, dvc_file: Path, names: list[str]) -> dict[str, PipelineStage]:
+    """Only the named stages of one pipeline file, each filled from its dvc.lock."""
     from dvc.dvcfile import ProjectFile
 
-    loader = ProjectFile(repo, os.path.join(repo.root_dir, DVC_FILE)).stages
+    loader = ProjectFile(repo, os.path.join(repo.root_dir, dvc_file)).stages
     return {name: loader[name] for name in names}
 
 
-def run_cache_stage(repo: Repo, stage: PipelineStage) -> Any | None:
-    """The cached run `dvc repro` would restore instead of running `stage`, or None.
+def dep_values(stage: PipelineStage) -> dict[str, Any]:
+    """Read every dependency of the stage now (file hashes, params values), as DVC records them."""
+    stage.save_deps()
+    return {dep.def_path: dep.hash_info.to_dict() for dep in stage.deps}
 
-    Same rule as DVC's `StageCache.restore`: deps unchanged and outs known → the lock's own outs; otherwise
-    a run-cache entry for the current deps. Either way every out must be in the local cache.
-    """
+
+def record(stage: PipelineStage, expected_deps: dict[str, Any] | None = None) -> bool:
+    """`dvc repro`'s bookkeeping for a stage that just ran: save deps, outs, its run-cache entry, commit outs
+    to the cache. With `expected_deps`, only when the deps read now are exactly those (the inputs the clip was
+    made from): otherwise nothing is saved (no lock entry, no run-cache entry) and False is returned."""
+    deps = dep_values(stage)
+    if expected_deps is not None and deps != expected_deps:
+        return False
+    stage.save_outs()
+    stage.md5 = stage.compute_md5()
+    stage.repo.stage_cache.save(stage)
+    stage.commit()
+    return True
+
+
+def dump(stages: list[PipelineStage]) -> None:
+    """Write the stages' lock entries, one write per pipeline file (stages of one file, in its order)."""
+    if stages:
+        stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
+
+
+def out_hashes(stage: PipelineStage) -> dict[str, str]:
+    """Each out's md5 as just recorded (to warm s9's own hash cache, so the next status does not rehash)."""
+    return {out.def_path: out.hash_info.value for out in stage.outs if out.hash_info}
+
+
+# -- run cache and remote ----------------------------------------------------------------------------------
+def default_remote(repo: Repo) -> str | None:
+    return repo.config["core"].get("remote") or None
+
+
+def pull_run_cache(repo: Repo) -> None:
+    """Fetch the default remote's run cache (`dvc repro --pull` does this first)."""
+    from dvc.stage.cache import RunCacheNotSupported
+
+    with contextlib.suppress(RunCacheNotSupported):
+        repo.stage_cache.pull(None)
+
+
+def _entry_for(stage: PipelineStage) -> dict[str, Any] | None:
+    """The lock-style entry `dvc repro` would check out instead of running the stage: its recorded outs when
+    its deps and definition are unchanged (outs missing or edited), else the newest run-cache entry for its
+    current deps; None when neither exists."""
     from dvc.stage.cache import _can_hash
     from dvc.stage.serialize import to_single_stage_lockfile
 
     if not _can_hash(stage):
         return None
     if not stage.changed_stage() and stage.deps_cached() and all(bool(out.hash_info) for out in stage.outs):
-        cache = to_single_stage_lockfile(stage)
-    else:
-        stage.save_deps()
-        cache = repo.stage_cache._load(stage)
-        if not cache:
-            return None
-    cached = repo.stage_cache._create_stage(cache, wdir=stage.wdir)
-    return cached if cached.outs_cached() else None
+        return to_single_stage_lockfile(stage)
+    stage.save_deps()
+    return stage.repo.stage_cache._load(stage)
 
 
-def restore(cached: Any) -> None:
-    cached.checkout()
+def restore(stage: PipelineStage, *, pull: bool) -> bool:
+    """Bring a stale stage up to date without running its command, as `dvc repro [--pull]` does: find its
+    entry (recorded outs or run cache), with `pull` fetch the objects the default remote has, and only when
+    every out is in the local cache replace the workspace outs with them (never deleting outs first that
+    could not be restored). True when restored; the caller records the stage."""
+    from dvc.exceptions import CollectCacheError, DvcException
 
-
-def remove_outs(stage: PipelineStage) -> None:
-    """What `dvc repro` does before running a stage: outs go (they are in the cache if ever committed)."""
+    entry = _entry_for(stage)
+    if not entry:
+        return False
+    cache = stage.repo.stage_cache
+    cached_stage = cache._create_stage(entry, wdir=stage.wdir)
+    if pull:
+        try:
+            for objs in cached_stage.get_used_objs().values():
+                stage.repo.cloud.pull(objs)
+        except (CollectCacheError, DvcException, OSError):
+            return False  # a remote that cannot be reached must not stop generation
+    if not cached_stage.outs_cached():
+        return False
     stage.remove_outs(ignore_remove=False, force=True)
+    cached_stage.checkout()
+    return True
 
 
-def record(stages: list[PipelineStage]) -> None:
-    """Hash, cache and lock the given stages: `dvc repro`'s per-stage `save` + `commit`, one dvc.lock write."""
-    for stage in stages:
-        stage.save()  # also records the run in DVC's run cache, like `dvc repro`
-        stage.commit()
-    if stages:
-        stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
+def virtual_stage(repo: Repo, decl: Any, name: str, entry: dict[str, Any]) -> PipelineStage | None:
+    """A concept's stage as its expected (not yet written) pipeline declares it, with its params deps given
+    the expected scene input instead of read from inputs.json and its file deps hashed now: what the stage
+    will be after `s9 repro` syncs and resolves, so its run-cache key can be looked up without writing.
+    None when a dependency cannot be hashed (e.g. a missing frame)."""
+    import yaml
+    from dvc.dependency.param import ParamsDependency
+    from dvc.dvcfile import ProjectFile
+    from dvc.stage.loader import StageLoader
+
+    data = yaml.safe_load(decl.render())["stages"][name]
+    dvcfile = ProjectFile(repo, os.path.join(repo.root_dir, decl.ref.dvc_file))
+    stage = StageLoader.load_stage(dvcfile, name, data)
+    try:
+        for dep in stage.deps:
+            if isinstance(dep, ParamsDependency):
+                dep.fill_values({name: entry})
+            else:
+                dep.save()
+    except Exception:  # noqa: BLE001 - a dep that cannot be hashed: there is no run to find
+        return None
+    return stage
+
+
+def _run_key(stage: PipelineStage) -> str:
+    """The stage's run-cache key from the dep values set on it (DVC's `_get_stage_hash` would re-read them)."""
+    from dvc.stage.cache import _get_cache_hash
+    from dvc.stage.serialize import to_single_stage_lockfile
+
+    return _get_cache_hash(to_single_stage_lockfile(stage), key=True)
+
+
+def local_run_cache_entry(stage: PipelineStage) -> dict[str, Any] | None:
+    """The newest local run-cache entry for the stage's deps as they are set on it (not re-read)."""
+    cache = stage.repo.stage_cache
+    key = _run_key(stage)
+    folder = cache._get_cache_dir(key)
+    if not os.path.isdir(folder):
+        return None
+    newest = max(os.listdir(folder), key=lambda f: os.path.getmtime(os.path.join(folder, f)), default=None)
+    return cache._load_cache(key, newest) if newest else None
+
+
+def entry_cached(repo: Repo, entry: dict[str, Any]) -> bool:
+    """Every out of a lock-style entry is in the local cache."""
+    return all(out.get("md5") and cached(repo, out["md5"]) for out in entry.get("outs", []))
+
+
+def locked_outs_on_remote(repo: Repo, dvc_file: Path, name: str) -> bool:
+    """Whether the outs dvc.lock records for a stage are on the default remote (a fresh clone's case)."""
+    stage = load_stages(repo, dvc_file, [name])[name]
+    hashes = [out.hash_info.value for out in stage.outs]
+    return bool(hashes) and all(hashes) and _on_remote(repo, hashes)
+
+
+def entry_on_remote(repo: Repo, entry: dict[str, Any]) -> bool:
+    """Whether every out of a lock-style entry is on the default remote."""
+    hashes = [out.get("md5") for out in entry.get("outs", [])]
+    return bool(hashes) and all(hashes) and _on_remote(repo, hashes)
+
+
+def _on_remote(repo: Repo, hashes: list[str]) -> bool:
+    # A `.dir` object is uploaded after the files it lists, so its presence means the folder is there.
+    try:
+        odb = repo.cloud.get_remote_odb(None, "status")
+        return all(odb.exists(h) for h in hashes)
+    except Exception:  # noqa: BLE001 - an unreachable remote holds nothing we can count on
+        return False
+
+
+def remote_run_cache_entry(repo: Repo, stage: PipelineStage) -> dict[str, Any] | None:
+    """The run-cache entry for the stage's deps (as set on it) on the default remote, read in place (nothing
+    is written locally), or None."""
+    from dvc.schema import COMPILED_LOCK_FILE_STAGE_SCHEMA
+    from dvc.utils.serialize import parse_yaml
+
+    key = _run_key(stage)
+    try:
+        odb = repo.cloud.get_remote_odb(None, "fetch --run-cache", hash_name="md5-dos2unix")
+        fs = odb.fs
+        folder = fs.join(odb.path, "runs", key[:2], key)
+        for path in sorted(fs.find(folder)):
+            with fs.open(path, "r", encoding="utf-8") as handle:
+                return COMPILED_LOCK_FILE_STAGE_SCHEMA(parse_yaml(handle.read(), path))
+    except Exception:  # noqa: BLE001 - no remote, no run cache there, or an unreadable entry
+        return None
+    return None
+
+
+def ignore_remove(repo: Repo, path: Path) -> None:
+    """Drop the `.gitignore` entry DVC wrote for an out that no stage declares any more."""
+    with contextlib.suppress(Exception):
+        repo.scm_context.ignore_remove(str(path))
+
+
+def cached(repo: Repo, md5: str) -> bool:
+    """Whether an object (file md5, or `.dir` md5 with every file it lists) is in the local cache."""
+    from dvc_data.hashfile.hash_info import HashInfo
+
+    odb = repo.cache.local
+    if not odb.exists(md5):
+        return False
+    if not md5.endswith(".dir"):
+        return True
+    from dvc_data.hashfile.tree import Tree
+
+    try:
+        tree = Tree.load(odb, HashInfo("md5", md5))
+    except Exception:  # noqa: BLE001 - unreadable listing: treat as not cached
+        return False
+    return all(odb.exists(entry_hash.value) for _, _, entry_hash in tree)
+
+
+# -- experiments -------------------------------------------------------------------------------------------
+def exp_save(repo: Repo, name: str | None) -> str | None:
+    """`dvc exp save`: the workspace as it is now becomes an experiment of HEAD."""
+    return repo.experiments.save(name=name, force=True)
+
+
+def exp_run(repo: Repo, *, queue: bool, tmp_dir: bool, name: str | None) -> Any:
+    """`dvc exp run --queue` / `--temp` of the workspace as it is now (params already applied)."""
+    return repo.experiments.run(queue=queue, tmp_dir=tmp_dir, name=name)

@@ -67,6 +67,11 @@ class HashCache:
         self.dirty = True
         return value
 
+    def remember(self, path: Path, st: os.stat_result, md5: str) -> None:
+        """Record a hash someone else just computed (DVC, when it saved an out)."""
+        self.entries[str(path)] = [st.st_ino, st.st_mtime_ns, st.st_size, md5]
+        self.dirty = True
+
     def dir_hash(self, folder: Path) -> DirHash:
         """Hash every file under `folder` (s9 repos have no `.dvcignore` rules inside outputs)."""
         rows = []

@@ -1,9 +1,8 @@
-"""Reading dvc.lock fast, and pruning entries of scene stages that no longer exist.
+"""Reading the concepts' dvc.lock files fast, and pruning entries of stages that no longer exist.
 
-DVC parses YAML with ruamel (YAML 1.2: `yes` stays a string, `1:30` is not a number), and the values in
-dvc.lock are compared with `!=`, so s9 reads both dvc.lock and params files the same way. ruamel is slow
-(~1.3 s for a 500-stage lock), so the parsed lock is cached as JSON under `.s9/` keyed by the file's stat
-(JSON, not pickle: a cache file must never be able to run code).
+DVC parses YAML with ruamel (YAML 1.2) and compares the values in dvc.lock with `!=`, so s9 reads them the
+same way. ruamel is slow (~1.3 s for a 500-stage lock), so each parsed lock is cached as JSON under `.s9/`,
+keyed by the file's stat (JSON, not pickle: a cache file must never be able to run code).
 """
 
 from __future__ import annotations
@@ -16,32 +15,58 @@ from typing import Any
 from ..atomic import write_text_atomic
 from ..errors import InputError
 from ..state import STATE_DIR, state_dir
-from ..yamlio import expect_mapping, parse_yaml, read_yaml, shown
-from .registry import LOCK_FILE, STAGE_GROUP
+from ..yamlio import expect_mapping, read_yaml, shown
 
-__all__ = ["parse_yaml", "prune_lock", "read_lock"]
-
-_CACHE = "lock.json"
+_CACHE = "locks.json"
 
 
-def read_lock(root: Path) -> dict[str, dict]:
-    """`stages` of dvc.lock ({} when there is none); a file s9 cannot read is an `InputError` naming it."""
-    path = root / LOCK_FILE
+class LockReader:
+    """Parsed `stages` of lock files by repo-relative path, with the stat-keyed cache; `save()` persists it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._path = root / STATE_DIR / _CACHE
+        self._cache: dict[str, Any] = {}
+        self._dirty = False
+        with contextlib.suppress(OSError, ValueError):
+            loaded = json.loads(self._path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                self._cache = loaded
+
+    def stages(self, rel: Path | str) -> dict[str, dict]:
+        """`stages` of one dvc.lock ({} when there is none); a file s9 cannot read is an `InputError`."""
+        key = Path(rel).as_posix()
+        path = self.root / key
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            if self._cache.pop(key, None) is not None:
+                self._dirty = True
+            return {}
+        stamp = [st.st_ino, st.st_mtime_ns, st.st_size]
+        cached = self._cache.get(key)
+        if isinstance(cached, list) and len(cached) == 2 and cached[0] == stamp:
+            return cached[1]
+        stages = _check_lock(path, read_yaml(path))
+        self._cache[key] = [stamp, stages]
+        self._dirty = True
+        return stages
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        with contextlib.suppress(OSError, ValueError, TypeError):  # an unserialisable value only costs the cache
+            state_dir(self.root)
+            write_text_atomic(self._path, json.dumps(self._cache, separators=(",", ":")))
+        self._dirty = False
+
+
+def read_lock(root: Path, rel: Path | str) -> dict[str, dict]:
+    reader = LockReader(root)
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        return {}
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-    cache = root / STATE_DIR / _CACHE
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-        cached = json.loads(cache.read_text(encoding="utf-8"))
-        if tuple(cached["stamp"]) == stamp:
-            return cached["stages"]
-    stages = _check_lock(path, read_yaml(path, parse_yaml))
-    with contextlib.suppress(OSError, ValueError, TypeError):  # an unserialisable value only costs the cache
-        state_dir(root)
-        write_text_atomic(cache, json.dumps({"stamp": stamp, "stages": stages}))
-    return stages
+        return reader.stages(rel)
+    finally:
+        reader.save()
 
 
 def _check_lock(path: Path, data: Any) -> dict[str, dict]:
@@ -59,20 +84,15 @@ def _check_lock(path: Path, data: Any) -> dict[str, dict]:
     return stages
 
 
-def prune_lock(root: Path, keep: set[str]) -> list[str]:
-    """Drop dvc.lock entries of `scene@…` stages not in `keep` (scenes or concepts that were removed).
-
-    Done under DVC's repo lock with DVC's own YAML round-trip, so the rest of the file is untouched.
-    """
-    stale = [name for name in read_lock(root) if name.startswith(f"{STAGE_GROUP}@") and name not in keep]
+def prune_lock(root: Path, rel: Path | str, keep: set[str]) -> list[str]:
+    """Drop the entries of stages not in `keep` (scenes that were removed) with DVC's own YAML round-trip, so
+    the rest of the file is untouched. The caller holds DVC's repo lock."""
+    stale = [name for name in read_lock(root, rel) if name not in keep]
     if not stale:
         return []
-    from dvc.repo import Repo, lock_repo
-    from dvc.utils.serialize import modify_yaml
+    from . import dvcside
 
-    from .dvcside import dvc_errors
-
-    with dvc_errors(root), Repo(str(root)) as repo, lock_repo(repo), modify_yaml(str(root / LOCK_FILE)) as data:
+    with dvcside.edit_yaml(root, root / rel) as data:
         for name in stale:
             (data.get("stages") or {}).pop(name, None)
     return stale

@@ -1,16 +1,28 @@
-"""What a repro would generate and what it would cost, without generating or calling any API."""
+"""Plan: for every stale scene, how it will be brought up to date and what that costs, writing nothing.
+
+A scene is restored from DVC's local cache (its recorded clip, or a run-cache entry for its current inputs),
+pulled from the default remote when that holds it (a fresh clone, another branch's or another machine's run),
+or generated, priced at the model's rate per output second (the offline backend is free). Only what will be
+generated counts against `budget.max_spend_usd`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..errors import InputError, S9Error
+from ..job import check_image
 from ..models import get_model
 from ..params import Settings
-from ..scenes import Concept, load_concept
-from .status import SceneStatus, StatusReport
+from .check import CHECKOUT, PULL, SceneStatus, StatusReport
+from .resolve import scene_inputs
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+GENERATE, RESTORE = "generate", "restore"
 
 
 @dataclass
@@ -19,33 +31,25 @@ class PlannedScene:
     model: str
     seconds: int
     backend: str
-    cost_usd: float
-    restorable: bool = False  # not generated: restored from DVC's run cache, or only re-recorded (moved)
+    cost_usd: float  # what generating it costs (0 for the offline backend)
+    how: str = GENERATE  # generate | restore (local cache) | pull (default remote)
+    problem: str | None = None  # an input that stops it from being generated (e.g. an unreadable frame)
 
     @property
     def stage(self) -> str:
-        return self.status.entry.stage
+        return self.status.decl.address
 
     @property
-    def how(self) -> str:
-        if not self.restorable:
-            return "generate"
-        return "re-record" if self.status.moved_only else "run cache"
+    def generate(self) -> bool:
+        return self.how == GENERATE and self.problem is None
 
     def as_dict(self) -> dict[str, Any]:
-        entry = self.status.entry
+        decl = self.status.decl
         return {
-            "stage": entry.stage,
-            "concept": entry.concept,
-            "scene": entry.scene,
-            "clip": entry.clip,
-            "model": self.model,
-            "seconds": self.seconds,
-            "backend": self.backend,
-            "cost_usd": round(self.cost_usd, 4),
-            "generate": not self.restorable,
-            "how": self.how,
-            "reasons": [r.as_dict() for r in self.status.reasons],
+            "stage": decl.address, "key": decl.key, "concept": decl.ref.name, "scene": decl.number,
+            "clip": decl.clip, "model": self.model, "seconds": self.seconds, "backend": self.backend,
+            "how": self.how, "cost_usd": round(self.cost_usd if self.generate else 0.0, 4),
+            "problem": self.problem, "reasons": [r.as_dict() for r in self.status.reasons],
         }
 
 
@@ -56,11 +60,15 @@ class Plan:
 
     @property
     def to_generate(self) -> list[PlannedScene]:
-        return [p for p in self.scenes if not p.restorable]
+        return [p for p in self.scenes if p.generate]
 
     @property
     def restored(self) -> list[PlannedScene]:
-        return [p for p in self.scenes if p.restorable]
+        return [p for p in self.scenes if p.how != GENERATE]
+
+    @property
+    def blocked(self) -> list[PlannedScene]:
+        return [p for p in self.scenes if p.how == GENERATE and p.problem]
 
     @property
     def total_usd(self) -> float:
@@ -85,7 +93,9 @@ class Plan:
         return {
             "scenes": [p.as_dict() for p in self.scenes],
             "generate": len(self.to_generate),
-            "not_generated": len(self.restored),
+            "restore": sum(p.how == RESTORE for p in self.scenes),
+            "pull": sum(p.how == PULL for p in self.scenes),
+            "blocked": len(self.blocked),
             "total_seconds": self.total_seconds,
             "total_usd": round(self.total_usd, 4),
             "max_spend_usd": self.max_spend_usd,
@@ -93,19 +103,59 @@ class Plan:
         }
 
 
-def make_plan(root: Path, report: StatusReport, settings: Settings, restorable: set[str] | None = None) -> Plan:
-    """Price every stale scene: snapped duration x the model's price per second (offline is free)."""
+def make_plan(root: Path, report: StatusReport, settings: Settings, repo: Repo | None = None,
+              *, remote: bool = False) -> Plan:
+    """Price every stale scene of the report; with a `repo`, find what DVC's cache (and, with `remote`, the
+    default remote) already holds. Reads only: nothing is written or downloaded."""
     model = get_model(settings.video_model)
     price = 0.0 if settings.backend == "offline" else settings.price_per_second(model.id)
-    concepts: dict[str, Concept] = {}
-    planned = []
-    for status in report.stale:
-        entry = status.entry
-        if entry.prompts not in concepts:
-            concepts[entry.prompts] = load_concept(Path(root) / entry.prompts)
-        scene = concepts[entry.prompts].scene(entry.scene)
-        seconds, _ = model.snap_duration(scene.duration_seconds or settings.duration_seconds)
-        cached = status.moved_only or entry.stage in (restorable or set())
-        planned.append(PlannedScene(status, model.id, seconds, settings.backend,
-                                    0.0 if cached else seconds * price, cached))
+    planned: list[PlannedScene] = []
+    for concept in report.concepts:
+        stale = concept.stale_scenes
+        if not stale:
+            continue
+        entries = scene_inputs(concept.decl, settings)
+        for status in stale:
+            decl = status.decl
+            scene = concept.decl.concept.scene(decl.number)
+            seconds, _ = model.snap_duration(scene.duration_seconds or settings.duration_seconds)
+            item = PlannedScene(status, model.id, seconds, settings.backend, seconds * price)
+            if repo is not None:
+                item.how = _source(repo, concept.decl, status, entries[decl.stage], remote)
+            if item.how == GENERATE:
+                item.problem = _input_problem(root, decl.images, decl.number)
+            planned.append(item)
     return Plan(planned, settings.max_spend_usd)
+
+
+def _source(repo: Repo, concept: Any, status: SceneStatus, entry: dict, remote: bool) -> str:
+    """restore | pull | generate, for one stale scene."""
+    from . import dvcside
+
+    if all(r.kind == "output" for r in status.reasons):
+        if status.fix == CHECKOUT:
+            return RESTORE
+        if status.fix == PULL and remote:
+            return PULL if dvcside.locked_outs_on_remote(repo, concept.ref.dvc_file, status.decl.stage) else GENERATE
+        return GENERATE
+    stage = dvcside.virtual_stage(repo, concept, status.decl.stage, entry)
+    if stage is None:
+        return GENERATE
+    found = dvcside.local_run_cache_entry(stage)
+    if found is not None and dvcside.entry_cached(repo, found):
+        return RESTORE
+    if remote:
+        found = dvcside.remote_run_cache_entry(repo, stage)
+        if found is not None and dvcside.entry_on_remote(repo, found):
+            return PULL
+    return GENERATE
+
+
+def _input_problem(root: Path, images: tuple[str, ...], number: int) -> str | None:
+    """Why a scene's images cannot be sent, or None: it is flagged instead of priced."""
+    for image in images:
+        try:
+            check_image(root / image, number)
+        except S9Error as exc:
+            return str(exc)
+    return None

@@ -1,0 +1,335 @@
+"""Check: which scenes are stale and why, and what fixes each one, without writing anything git tracks.
+
+Each concept's expected pipeline and scene inputs are computed in memory from data/ and params.yaml and
+compared with its dvc.lock, the way `dvc status` compares (params values with `!=`, files by DVC's md5 from a
+stat-keyed cache). s9 sees one step further than `dvc status`: after a prompt edit DVC reports the concept's
+`inputs` stage, s9 reports the scene whose input that edit changes, with the field.
+"""
+
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..params import CLIP_PARAMS, PARAMS_FILE, Settings
+from ..state import state_dir
+from ..yamlio import read_yaml
+from .declare import ConceptDecl, SceneDecl, declare, project_settings, scan_concepts
+from .hashing import HashCache
+from .layout import DVC_FILE, INPUTS_STAGE, PIPELINES_ROOT, ConceptRef
+from .lockfile import LockReader
+from .resolve import changed_fields, pipeline_drift, render_inputs, scene_inputs
+
+# What fixes a stale scene, from cheapest to dearest.
+CHECKOUT, PULL, REPRO = "dvc checkout", "dvc pull", "s9 repro"
+
+
+@dataclass(frozen=True)
+class Reason:
+    kind: str  # new | pipeline | inputs | input | frame | command | output | removed
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+@dataclass
+class SceneStatus:
+    decl: SceneDecl
+    reasons: list[Reason] = field(default_factory=list)
+    fix: str = REPRO
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reasons)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stage": self.decl.address, "scene": self.decl.number, "key": self.decl.key,
+                "clip": self.decl.clip, "fix": self.fix, "reasons": [r.as_dict() for r in self.reasons]}
+
+
+@dataclass
+class ConceptStatus:
+    decl: ConceptDecl
+    reasons: list[Reason] = field(default_factory=list)  # the pipeline file or the `inputs` stage
+    scenes: list[SceneStatus] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)  # files in its outputs folder no stage declares
+
+    @property
+    def stale_scenes(self) -> list[SceneStatus]:
+        return [s for s in self.scenes if s.stale]
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reasons) or any(s.stale for s in self.scenes)
+
+
+@dataclass
+class StatusReport:
+    concepts: list[ConceptStatus]
+    orphans: list[str] = field(default_factory=list)  # pipeline folders of concepts no longer registered
+    root_problem: str | None = None
+
+    @property
+    def scenes(self) -> list[SceneStatus]:
+        return [s for c in self.concepts for s in c.scenes]
+
+    @property
+    def stale(self) -> list[SceneStatus]:
+        return [s for s in self.scenes if s.stale]
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.orphans and not any(c.stale for c in self.concepts)
+
+    def fix(self) -> str:
+        """The one command that brings everything up to date, cheapest first."""
+        if self.orphans or any(c.reasons for c in self.concepts):
+            return REPRO
+        fixes = {s.fix for s in self.stale}
+        return REPRO if REPRO in fixes else PULL if PULL in fixes else CHECKOUT
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "up_to_date": self.up_to_date,
+            "scenes": len(self.scenes),
+            "stale": len(self.stale),
+            "fix": None if self.up_to_date else self.fix(),
+            "orphans": self.orphans,
+            "concepts": {
+                c.decl.ref.name: {
+                    "batch": c.decl.ref.batch,
+                    "pipeline": c.decl.ref.dvc_file.as_posix(),
+                    "reasons": [r.as_dict() for r in c.reasons],
+                    "stale": [s.as_dict() for s in c.stale_scenes],
+                    "leftovers": c.leftovers,
+                }
+                for c in self.concepts if c.stale or c.leftovers
+            },
+        }
+
+
+def select(decls: list[ConceptDecl], targets: list[str] | None) -> tuple[list[ConceptDecl], set[str] | None]:
+    """The concepts targets touch and, when targets name single scenes, those scenes' addresses.
+
+    A target is a concept name, a scene (`tiny_p1`), a DVC stage address (`pipelines/b1/tiny/dvc.yaml:p1`)
+    or a concept's pipeline file; none means everything."""
+    if not targets:
+        return decls, None
+    concepts: dict[ConceptRef, ConceptDecl] = {}
+    scenes: set[str] = set()
+    whole: set[ConceptRef] = set()
+    for target in targets:
+        hit = False
+        for decl in decls:
+            if target in (decl.ref.name, decl.ref.dvc_file.as_posix(), decl.ref.pipeline_dir.as_posix()):
+                concepts[decl.ref], hit = decl, True
+                whole.add(decl.ref)
+                continue
+            for scene in decl.scenes:
+                if target in (scene.key, scene.address):
+                    concepts[decl.ref], hit = decl, True
+                    scenes.add(scene.address)
+        if not hit:
+            raise InputError(f"{target}: no such concept or scene stage (targets: a concept, a scene like "
+                             "tiny_p1, or a stage like pipelines/b1/tiny/dvc.yaml:p1)")
+    chosen = [d for d in decls if d.ref in concepts]
+    if whole:
+        scenes |= {s.address for d in chosen if d.ref in whole for s in d.scenes}
+    return chosen, scenes
+
+
+def _config(root: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    for name in ("config", "config.local"):
+        path = root / ".dvc" / name
+        if path.exists():
+            try:
+                parser.read(path, encoding="utf-8")
+            except configparser.Error:
+                continue
+    return parser
+
+
+def dvc_cache_dir(root: Path) -> Path:
+    """Where DVC keeps objects: `cache.dir` from .dvc/config(.local) when set, else .dvc/cache."""
+    config = _config(root)
+    found = root / ".dvc" / "cache"
+    if config.has_option("cache", "dir"):
+        value = Path(config.get("cache", "dir").strip().strip("'\""))
+        found = value if value.is_absolute() else (root / ".dvc" / value).resolve()
+    return found / "files" / "md5"
+
+
+def has_remote(root: Path) -> bool:
+    config = _config(root)
+    return config.has_option("core", "remote") and bool(config.get("core", "remote").strip().strip("'\""))
+
+
+class _Checker:
+    def __init__(self, root: Path, settings: Settings, hashes: HashCache, outputs: bool) -> None:
+        self.root = root
+        self.settings = settings
+        self.hashes = hashes
+        self.outputs = outputs
+        self.cache = dvc_cache_dir(root)
+        self.remote = has_remote(root)
+        self.locks = LockReader(root)
+        params_path = root / PARAMS_FILE
+        self.params = (read_yaml(params_path) or {}) if params_path.exists() else {}
+
+    def md5(self, rel: str) -> str | None:
+        full = self.root / rel
+        if full.is_dir():
+            return self.hashes.dir_hash(full).md5
+        return self.hashes.md5(full) if full.is_file() else None
+
+    def in_cache(self, md5: str) -> bool:
+        import json
+
+        obj = self.cache / md5[:2] / md5[2:]
+        if not md5.endswith(".dir"):
+            return obj.exists()
+        try:
+            listing = json.loads(obj.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return all((self.cache / e["md5"][:2] / e["md5"][2:]).exists() for e in listing)
+
+    def concept(self, decl: ConceptDecl, wanted: set[str] | None) -> ConceptStatus:
+        status = ConceptStatus(decl)
+        drift = pipeline_drift(decl, self.root)
+        if drift:
+            status.reasons.append(Reason("pipeline", f"{drift} (`s9 sync`; `s9 repro` does it)"))
+        lock = self.locks.stages(decl.ref.lock_file)
+        expected = scene_inputs(decl, self.settings)
+        status.reasons += self._inputs_stage(decl, lock.get(INPUTS_STAGE), expected)
+        commands = _commands(decl)
+        for scene in decl.scenes:
+            if wanted is None or scene.address in wanted:
+                status.scenes.append(self._scene(decl, scene, lock.get(scene.stage), expected[scene.stage],
+                                                 commands[scene.stage]))
+        status.leftovers = self._leftovers(decl)
+        return status
+
+    def _inputs_stage(self, decl: ConceptDecl, locked: dict | None, expected: dict) -> list[Reason]:
+        if locked is None:
+            return [Reason("inputs", f"{INPUTS_STAGE} stage never ran (no {decl.ref.lock_file} entry)")]
+        changes = []
+        deps = {d.get("path"): d.get("md5") for d in locked.get("deps") or []}
+        if deps.get(decl.ref.prompts.as_posix()) != self.md5(decl.ref.prompts.as_posix()):
+            changes.append(f"{decl.ref.prompts.name} changed")
+        locked_params = (locked.get("params") or {}).get(PARAMS_FILE) or {}
+        video = self.params.get("video_settings") or {}
+        moved = [k for k in CLIP_PARAMS if locked_params.get(f"video_settings.{k}") != video.get(k)]
+        if moved:
+            changes.append("params.yaml " + ", ".join(f"video_settings.{k}" for k in moved) + " changed")
+        inputs = decl.ref.inputs_file.as_posix()
+        outs = {o.get("path"): o.get("md5") for o in locked.get("outs") or []}
+        current = self.md5(inputs)
+        if current is None or outs.get(inputs) != current:
+            changes.append(f"{decl.ref.inputs_file.name} {'missing' if current is None else 'edited'}")
+        elif (self.root / inputs).read_text(encoding="utf-8") != render_inputs(expected):
+            changes.append(f"{decl.ref.inputs_file.name} out of date")
+        return [Reason("inputs", f"{INPUTS_STAGE} stage: {'; '.join(changes)}")] if changes else []
+
+    def _scene(self, decl: ConceptDecl, scene: SceneDecl, locked: dict | None, expected: dict,
+               command: str) -> SceneStatus:
+        status = SceneStatus(scene)
+        if locked is None:
+            status.reasons.append(Reason("new", "not generated yet (no dvc.lock entry)"))
+            return status
+        if locked.get("cmd") != command:
+            status.reasons.append(Reason("command", "stage command changed"))
+        old = ((locked.get("params") or {}).get(decl.ref.inputs_file.as_posix()) or {}).get(scene.stage)
+        fields = changed_fields(old, expected)
+        if fields:
+            status.reasons.append(Reason("input", f"input changed: {', '.join(fields)}"))
+        deps = {d.get("path"): d.get("md5") for d in locked.get("deps") or []}
+        for image in scene.images:
+            what = "first frame" if image == scene.frame else f"image {image}"
+            current = self.md5(image)
+            if current is None:
+                status.reasons.append(Reason("frame", f"{what} missing ({image})"))
+            elif deps.get(image) != current:
+                status.reasons.append(Reason("frame", f"{what} changed"))
+        if self.outputs:
+            status.reasons += self._outs(scene, locked)
+        if status.reasons and all(r.kind == "output" for r in status.reasons):
+            outs = [o.get("md5") for o in locked.get("outs") or []]
+            status.fix = CHECKOUT if outs and all(md5 and self.in_cache(md5) for md5 in outs) else (
+                PULL if self.remote else REPRO)
+        return status
+
+    def _outs(self, scene: SceneDecl, locked: dict) -> list[Reason]:
+        by_path = {o.get("path"): o for o in locked.get("outs") or []}
+        reasons = []
+        for path in scene.outs:
+            md5 = (by_path.get(path) or {}).get("md5")
+            current = self.md5(path)
+            if md5 and current == md5 and not self.in_cache(md5):
+                reasons.append(Reason("output", f"{path} not in DVC cache"))
+            elif current is None:
+                reasons.append(Reason("output", f"{path} missing"))
+            elif current != md5:
+                reasons.append(Reason("output", f"{path} differs from dvc.lock"))
+        return reasons
+
+    def _leftovers(self, decl: ConceptDecl) -> list[str]:
+        folder = self.root / decl.out_dir
+        if not folder.is_dir():
+            return []
+        declared = {Path(p) for s in decl.scenes for p in s.outs}
+        found = []
+        for path in sorted(folder.iterdir()):
+            rel = path.relative_to(self.root)
+            if path.name == ".gitignore" or path.name.startswith(".") or rel in declared:
+                continue
+            if path.is_dir() and path.name == "debug":
+                found += [c.relative_to(self.root).as_posix() for c in sorted(path.iterdir())
+                          if c.relative_to(self.root) not in declared and not c.name.startswith(".")]
+                continue
+            found.append(rel.as_posix())
+        return found
+
+
+def _commands(decl: ConceptDecl) -> dict[str, str]:
+    import yaml
+
+    stages = yaml.safe_load(decl.render())["stages"]
+    return {name: stage["cmd"] for name, stage in stages.items()}
+
+
+def orphan_pipelines(root: Path, decls: list[ConceptDecl]) -> list[str]:
+    """Pipeline folders whose concept is no longer under data/ (`s9 sync` removes them)."""
+    known = {d.ref.pipeline_dir for d in decls}
+    base = root / PIPELINES_ROOT
+    if not base.is_dir():
+        return []
+    return sorted(p.parent.relative_to(root).as_posix() for p in base.glob(f"*/*/{DVC_FILE}")
+                  if p.parent.relative_to(root) not in known)
+
+
+def compute_status(root: Path, targets: list[str] | None = None, *, outputs: bool = True,
+                   settings: Settings | None = None) -> StatusReport:
+    """Staleness of every registered scene (or the targets'). `outputs=False` ignores the clips themselves
+    (missing, edited, not in the cache): only whether dvc.lock matches prompts, frames and params, which CI
+    can check without `dvc pull`."""
+    from .declare import root_pipeline_problem
+
+    root = Path(root).resolve()
+    settings = settings or project_settings(root)
+    decls = declare(root, settings, scan_concepts(root))
+    chosen, wanted = select(decls, targets)
+    hashes = HashCache(state_dir(root) / "hashes.json")
+    checker = _Checker(root, settings, hashes, outputs)
+    report = StatusReport([checker.concept(d, wanted) for d in chosen])
+    if not targets:
+        report.orphans = orphan_pipelines(root, decls)
+        report.root_problem = root_pipeline_problem(root)
+    hashes.save()
+    checker.locks.save()
+    return report

@@ -1,0 +1,255 @@
+"""Registering concepts: `s9 add`, `s9 remove`, `s9 sync`. Every one takes DVC's repo lock before it touches
+anything, computes (and so validates) everything it will write first, and then writes it.
+
+`sync` makes the pipelines match data/ and params.yaml: a concept's dvc.yaml is rewritten when its scenes or
+clip names changed, the pipelines of removed concepts go, lock entries of stages that no longer exist are
+pruned, and clips and debug folders no stage declares any more leave the outputs folder when DVC's cache
+holds them (so switching the model back restores them without paying).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..atomic import write_text_atomic
+from ..errors import InputError
+from ..job import FIRST_FRAME_PATTERN, check_image, infer_batch
+from ..params import PARAMS_FILE, Settings
+from ..scenes import Concept, check_concept_name, load_concept
+from ..state import state_dir
+from ..yamlio import expect_mapping, read_yaml
+from . import dvcside
+from .check import orphan_pipelines
+from .declare import ConceptDecl, declare, project_settings, scan_concepts, template_text
+from .hashing import HashCache, file_md5
+from .layout import DVC_FILE, FRAMES_ROOT, LOCK_FILE, PROMPTS_ROOT, ConceptRef
+from .lockfile import prune_lock, read_lock
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+OLD_VARS_FILE = "s9_scenes.yaml"  # the single-pipeline layout of s9 0.1, migrated by `sync`
+
+
+@dataclass
+class SyncResult:
+    decls: list[ConceptDecl]
+    settings: Settings
+    written: list[str] = field(default_factory=list)  # pipeline files (re)written
+    removed: list[str] = field(default_factory=list)  # pipeline folders of concepts no longer registered
+    pruned: list[str] = field(default_factory=list)  # lock entries of stages that no longer exist
+    tidied: list[str] = field(default_factory=list)  # undeclared clips / debug folders removed (cached)
+    kept: list[str] = field(default_factory=list)  # undeclared files kept: not in DVC's cache
+    migrated: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.written or self.removed or self.pruned or self.tidied or self.migrated)
+
+    @property
+    def scenes(self) -> int:
+        return sum(len(d.scenes) for d in self.decls)
+
+
+@contextmanager
+def locked_repo(root: Path) -> Iterator[Repo]:
+    """DVC's repo lock, taken before anything is read for writing; `InputError` (exit 2) when busy."""
+    with dvcside.open_repo(root, lock=True) as repo:
+        yield repo
+
+
+def _check_root_pipeline(root: Path) -> str | None:
+    """What to do with the root dvc.yaml: 'write' (missing), 'migrate' (the 0.1 layout), or None (keep)."""
+    path = root / DVC_FILE
+    if not path.exists():
+        return "write"
+    data = expect_mapping(read_yaml(path), path, "the top level")
+    listed = data.get("vars") or []
+    if isinstance(listed, list) and OLD_VARS_FILE in listed:
+        return "migrate"
+    return None
+
+
+def _migrate(root: Path) -> None:
+    """s9 0.1 kept every scene in one foreach stage of the root dvc.yaml: the root pipeline becomes stage-less
+    and its scene entries leave the root dvc.lock (each concept now has its own pipeline and lock)."""
+    write_text_atomic(root / DVC_FILE, template_text(DVC_FILE))
+    (root / OLD_VARS_FILE).unlink(missing_ok=True)
+    lock = root / LOCK_FILE
+    if lock.exists():
+        stages = read_lock(root, LOCK_FILE)
+        if all(name.startswith("scene@") for name in stages):
+            lock.unlink()
+        else:
+            prune_lock(root, LOCK_FILE, {n for n in stages if not n.startswith("scene@")})
+
+
+def sync_locked(root: Path, repo: Repo, settings: Settings | None = None,
+                concepts: list[tuple[ConceptRef, Concept]] | None = None, *, tidy: bool = True) -> SyncResult:
+    """Bring the pipeline files in line with data/ (or `concepts`) and params.yaml; the caller holds the lock.
+    With `tidy`, outputs no stage declares leave the outputs folder when DVC's cache holds them."""
+    root_action = _check_root_pipeline(root)
+    settings = settings or project_settings(root)
+    decls = declare(root, settings, scan_concepts(root) if concepts is None else concepts)
+    result = SyncResult(decls, settings)
+    if root_action == "migrate":
+        _migrate(root)
+        result.migrated = True
+    elif root_action == "write":
+        write_text_atomic(root / DVC_FILE, template_text(DVC_FILE))
+        result.written.append(DVC_FILE)
+    if not (root / PARAMS_FILE).exists():
+        write_text_atomic(root / PARAMS_FILE, template_text(PARAMS_FILE))
+        result.written.append(PARAMS_FILE)
+    for decl in decls:
+        text = decl.render()
+        path = root / decl.ref.dvc_file
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            write_text_atomic(path, text)
+            result.written.append(decl.ref.dvc_file.as_posix())
+        keep = {"inputs", *(s.stage for s in decl.scenes)}
+        result.pruned += [decl.ref.address(n) for n in prune_lock(root, decl.ref.lock_file, keep)]
+    for folder in orphan_pipelines(root, decls):
+        shutil.rmtree(root / folder)
+        result.removed.append(folder)
+    if tidy:
+        _tidy_outputs(root, repo, settings, decls, result)
+    return result
+
+
+def sync(root: Path) -> SyncResult:
+    """`s9 sync`: under DVC's repo lock, make the pipelines match data/ and params.yaml."""
+    root = Path(root).resolve()
+    with locked_repo(root) as repo:
+        return sync_locked(root, repo)
+
+
+def _tidy_outputs(root: Path, repo: Repo, settings: Settings, decls: list[ConceptDecl], result: SyncResult) -> None:
+    """Undeclared clips and debug folders in the concepts' output folders go when DVC's cache holds them."""
+    from .declare import outputs_dir
+
+    declared = {Path(p) for d in decls for s in d.scenes for p in s.outs}
+    base = root / outputs_dir(settings, root)
+    if not base.is_dir():
+        return
+    hashes = HashCache(state_dir(root) / "hashes.json")
+    for batch in sorted(p for p in base.iterdir() if p.is_dir()):
+        for concept in sorted(p for p in batch.iterdir() if p.is_dir()):
+            candidates = [p for p in concept.iterdir() if p.suffix == ".mp4"]
+            if (concept / "debug").is_dir():
+                candidates += [p for p in (concept / "debug").iterdir() if p.is_dir() and p.name.startswith("scene_")]
+            for path in sorted(candidates):
+                rel = path.relative_to(root)
+                if rel in declared:
+                    continue
+                md5 = hashes.dir_hash(path).md5 if path.is_dir() else file_md5(path)
+                if dvcside.cached(repo, md5):
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                    dvcside.ignore_remove(repo, path)
+                    result.tidied.append(rel.as_posix())
+                else:
+                    result.kept.append(rel.as_posix())
+    hashes.save()
+
+
+# -- add / remove ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AddResult:
+    concept: str
+    batch: str
+    scenes: int
+    sync: SyncResult
+
+
+def add_concept(root: Path, prompts: Path, frames_dir: Path, batch: str | None = None) -> AddResult:
+    """Copy a concept's step-7 file and step-8 frames into data/ and write its pipeline (under the repo lock).
+
+    Everything is checked before anything is written: an `InputError` leaves the repo as it was."""
+    root = Path(root).resolve()
+    with locked_repo(root) as repo:
+        settings = project_settings(root)
+        concept = load_concept(prompts)
+        batch = check_concept_name(batch or infer_batch(Path(prompts), concept.name) or settings.batch, "--batch")
+        frames_dir = Path(frames_dir)
+        if not frames_dir.is_dir():
+            raise InputError(f"{frames_dir}: first frames folder not found")
+        frames, missing = {}, []
+        for scene in concept.scenes:
+            frame = frames_dir / FIRST_FRAME_PATTERN.format(concept=concept.name, n=scene.number)
+            if not frame.is_file():
+                missing.append(frame.name)
+                continue
+            check_image(frame, scene.number)
+            frames[scene.number] = frame
+        if missing:
+            raise InputError(f"{frames_dir}: first frames missing for {concept.name}: {', '.join(missing)}")
+        registered = scan_concepts(root)
+        for ref, _ in registered:
+            if ref.name == concept.name and ref.batch != batch:
+                raise InputError(f"concept {concept.name!r} is already registered in batch {ref.batch!r}; "
+                                 f"`s9 remove {concept.name}` first or add it with --batch {ref.batch}")
+        new = ConceptRef(batch, concept.name)
+        after = sorted([(r, c) for r, c in registered if r.name != concept.name]
+                       + [(new, replace(concept, prompts_path=new.prompts))], key=lambda item: item[0].prompts)
+        declare(root, settings, after)  # validates paths and names before anything is copied
+        (root / new.prompts).parent.mkdir(parents=True, exist_ok=True)
+        (root / new.frames_dir).mkdir(parents=True, exist_ok=True)
+        _copy(Path(prompts), root / new.prompts)
+        wanted = set()
+        for number, frame in frames.items():
+            target = root / new.frame(number)
+            wanted.add(target.name)
+            _copy(frame, target)
+        # Frames of scenes the new prompts file no longer has would only confuse the next reader.
+        for old in (root / new.frames_dir).glob(FIRST_FRAME_PATTERN.format(concept=concept.name, n="*")):
+            if old.name not in wanted:
+                old.unlink()
+        result = sync_locked(root, repo, settings, after)
+        return AddResult(concept.name, batch, len(concept.scenes), result)
+
+
+def _copy(src: Path, dest: Path) -> None:
+    if src.resolve() == dest.resolve():
+        return
+    if dest.exists() and dest.read_bytes() == src.read_bytes():
+        return  # keep mtimes, so hash caches stay warm
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    concept: str
+    batch: str
+    removed_outputs: bool
+    sync: SyncResult
+
+
+def remove_concept(root: Path, concept: str, *, outputs: bool = False) -> RemoveResult:
+    """Unregister a concept under the repo lock: its data/ files and pipeline go, and its clips leave the
+    outputs folder when DVC's cache holds them (with `outputs`, even when it does not)."""
+    root = Path(root).resolve()
+    check_concept_name(concept, "concept")
+    with locked_repo(root) as repo:
+        registered = scan_concepts(root)
+        refs = [r for r, _ in registered if r.name == concept]
+        if not refs:
+            raise InputError(f"concept {concept!r} is not registered (nothing under {PROMPTS_ROOT}/*/{concept})")
+        ref = refs[0]
+        remaining = [(r, c) for r, c in registered if r.name != concept]
+        settings = project_settings(root)
+        declare(root, settings, remaining)  # validates before anything is deleted
+        shutil.rmtree(root / PROMPTS_ROOT / ref.batch / ref.name)
+        shutil.rmtree(root / FRAMES_ROOT / ref.batch / ref.name, ignore_errors=True)
+        if outputs:
+            from .declare import outputs_dir
+
+            shutil.rmtree(root / outputs_dir(settings, root) / ref.batch / ref.name, ignore_errors=True)
+        result = sync_locked(root, repo, settings, remaining)
+        return RemoveResult(concept, ref.batch, outputs, result)
