@@ -80,21 +80,30 @@ def add_tiny(root: Path, src: Path, name: str = CONCEPT, scenes: list[dict] | No
 
 
 def dvc_stale(root: Path) -> set[str]:
-    """Stage names `dvc status` reports as changed."""
+    """Stage addresses `dvc status` reports as changed (scene stages and `inputs` stages alike)."""
     out = run([str(BIN / "dvc"), "status", "--json"], root).stdout
     return set(json.loads(out or "{}"))
 
 
 def s9_stale(root: Path) -> set[str]:
-    return {s.entry.stage for s in pipeline.status(root).stale}
+    """Scene stage addresses `s9 status` reports as stale."""
+    return {s.decl.address for s in pipeline.status(root).stale}
 
 
-def stages(*scenes: int, concept: str = CONCEPT) -> set[str]:
-    return {f"scene@{concept}_p{n}" for n in scenes}
+def stages(*scenes: int, concept: str = CONCEPT, batch: str = BATCH) -> set[str]:
+    return {f"pipelines/{batch}/{concept}/dvc.yaml:p{n}" for n in scenes}
 
 
-def lock(root: Path) -> dict:
-    return yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+def inputs_stage(concept: str = CONCEPT, batch: str = BATCH) -> str:
+    return f"pipelines/{batch}/{concept}/dvc.yaml:inputs"
+
+
+def lock(root: Path, concept: str = CONCEPT, batch: str = BATCH) -> dict:
+    return yaml.safe_load((root / f"pipelines/{batch}/{concept}/dvc.lock").read_text())["stages"]
+
+
+def clip(n: int, concept: str = CONCEPT, batch: str = BATCH, suffix: str = "veo_3.1_fast") -> str:
+    return f"outputs/{batch}/{concept}/{concept}_p{n}_{suffix}.mp4"
 
 
 def copy_repo(src: Path, dest: Path) -> Path:

@@ -62,21 +62,24 @@ def merge_conflict(root: Path, name: str) -> int:
 
 
 # -- 1. broken YAML and wrong shapes -------------------------------------------------------------------------
-def test_merge_conflict_in_dvc_lock_is_one_line_naming_the_file(built: Path) -> None:
-    line = merge_conflict(built, "dvc.lock")
+LOCK = f"pipelines/b1/{CONCEPT}/dvc.lock"
+PIPELINE_FILE = f"pipelines/b1/{CONCEPT}/dvc.yaml"
+
+
+def test_merge_conflict_in_a_lock_is_one_line_naming_the_file(built: Path) -> None:
+    line = merge_conflict(built, LOCK)
     for command in (["status"], ["plan"], ["repro"], ["sync"], ["status", "--no-outputs", "--json"]):
         message = refused(built, *command)
-        assert message.startswith(f"error: dvc.lock: invalid YAML at line {line + 1} ("), message
+        assert message.startswith(f"error: {LOCK}: invalid YAML at line {line + 1} ("), message
         assert f"at line {line})" in message and "merge conflict markers" in message
 
 
 @pytest.mark.parametrize(("name", "content", "expected"), [
-    ("dvc.lock", "x: [\n",
-     r"dvc\.lock: invalid YAML at line \d+ \(expected the node content, but found '<stream end>'\)"),
+    (LOCK, "x: [\n",
+     rf"{re.escape(LOCK)}: invalid YAML at line \d+ \(expected the node content, but found '<stream end>'\)"),
+    (LOCK, None, rf"{re.escape(LOCK)}: expected `stages` to be a mapping, got int 5$"),
     ("dvc.yaml", "x: [\n", r"dvc\.yaml: invalid YAML at line \d+ \(expected the node content"),
-    ("dvc.lock", None, r"dvc\.lock: expected `stages` to be a mapping, got int 5$"),
     ("dvc.yaml", None, r"dvc\.yaml: expected `stages` to be a mapping, got int 5$"),
-    ("dvc.yaml", "stages:\n  scene:\n    foreach: x\n", r"dvc\.yaml: invalid YAML at line 2\d \(found duplicate key"),
 ])
 def test_broken_pipeline_files_are_input_errors(built: Path, name: str, content: str | None, expected: str) -> None:
     if content is None:
@@ -90,60 +93,47 @@ def test_broken_pipeline_files_are_input_errors(built: Path, name: str, content:
 
 
 def test_misshapen_lock_entries_are_input_errors(built: Path) -> None:
-    data = yaml.safe_load((built / "dvc.lock").read_text())
-    data["stages"]["scene@tiny_p2"]["deps"] = "data/s8_first_frames/b1/tiny/tiny_p2_first_frame.jpg"
-    (built / "dvc.lock").write_text(yaml.safe_dump(data, sort_keys=False))
+    data = yaml.safe_load((built / LOCK).read_text())
+    data["stages"]["p2"]["deps"] = "data/s8_first_frames/b1/tiny/tiny_p2_first_frame.jpg"
+    (built / LOCK).write_text(yaml.safe_dump(data, sort_keys=False))
     assert refused(built, "status") == (
-        "error: dvc.lock: expected stage 'scene@tiny_p2' `deps` to be a list of mappings (path, md5, …)")
-    data["stages"]["scene@tiny_p2"] = ["not", "a", "stage"]
-    (built / "dvc.lock").write_text(yaml.safe_dump(data, sort_keys=False))
-    assert refused(built, "plan") == "error: dvc.lock: expected stage 'scene@tiny_p2' to be a mapping, got a list"
-    (built / "dvc.lock").write_text("- just\n- a list\n")
-    assert refused(built, "repro") == "error: dvc.lock: expected the top level to be a mapping, got a list"
+        f"error: {LOCK}: expected stage 'p2' `deps` to be a list of mappings (path, md5, …)")
+    data["stages"]["p2"] = ["not", "a", "stage"]
+    (built / LOCK).write_text(yaml.safe_dump(data, sort_keys=False))
+    assert refused(built, "plan") == f"error: {LOCK}: expected stage 'p2' to be a mapping, got a list"
+    (built / LOCK).write_text("- just\n- a list\n")
+    assert refused(built, "repro") == f"error: {LOCK}: expected the top level to be a mapping, got a list"
 
 
-def test_broken_vars_file_is_regenerated_not_fatal(built: Path) -> None:
-    """s9_scenes.yaml is derived from data/ and params.yaml (a merge conflict in it is typical after two
-    branches each added a concept): reading it directly is an `InputError`, every command rewrites it whole."""
-    good = (built / "s9_scenes.yaml").read_bytes()
-    for broken in ("scenes: 5\n", "scenes:\n  tiny_p1: [1, 2]\n", good.decode() + "x: [\n",
-                   "scenes:\n  tiny_p1: {concept: tiny}\n"):
-        (built / "s9_scenes.yaml").write_text(broken)
-        with pytest.raises(InputError, match=r"s9_scenes\.yaml: .*; run `s9 sync` to regenerate it$"):
-            pipeline.read_entries(built)
-        result = run([S9, "status"], built)
-        assert result.stdout.strip() == "All 3 scene(s) up to date." and result.stderr == ""
-        assert (built / "s9_scenes.yaml").read_bytes() == good
+def test_a_broken_generated_pipeline_file_is_rewritten_not_fatal(built: Path) -> None:
+    """A concept's dvc.yaml is derived from data/ and params.yaml: `s9 status` reports it (without writing),
+    `s9 sync` rewrites it whole, and then everything is up to date again."""
+    good = (built / PIPELINE_FILE).read_bytes()
+    for broken in ("stages: 5\n", good.decode() + "x: [\n", "<<<<<<< HEAD\n" + good.decode()):
+        (built / PIPELINE_FILE).write_text(broken)
+        result = run([S9, "status"], built, check=False)
+        assert result.returncode == 1 and "`s9 sync`" in result.stdout, result.stdout + result.stderr
+        assert (built / PIPELINE_FILE).read_text() == broken  # status writes nothing git tracks
+        run([S9, "sync"], built)
+        assert (built / PIPELINE_FILE).read_bytes() == good
+        assert run([S9, "status"], built).stdout.strip() == "All 3 scene(s) up to date."
 
 
 def test_dvc_own_errors_for_a_broken_lock_are_input_errors(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What s9 does not check itself, DVC does when s9 opens the repo: mapped to one line naming the file."""
+    """What s9 does not check itself, DVC does when s9 loads the stages: mapped to one line naming the file."""
     from s9.pipeline import dvcside
 
-    edit(built, PROMPTS, "Scene 1: a lighthouse", "Scene 1: the lighthouse")  # a stale scene: plan opens DVC
-    with (built / "dvc.lock").open("a") as handle:
+    edit(built, PROMPTS, "Scene 1: a lighthouse", "Scene 1: the lighthouse")  # a stale scene: repro opens DVC
+    with (built / LOCK).open("a") as handle:
         handle.write("bogus: 1\n")  # s9 reads only `stages`; DVC's schema has no such key
-    for command in ("plan", "repro"):
-        assert refused(built, command) == "error: dvc.lock: not a valid DVC lock file (extra keys not allowed at bogus)"
+    assert refused(built, "repro") == f"error: {LOCK}: not a valid DVC lock file (extra keys not allowed at bogus)"
     # DVC's YAML syntax error (s9's own read normally reports it first): the same line s9 gives.
-    with (built / "dvc.lock").open("a") as handle:
+    with (built / LOCK).open("a") as handle:
         handle.write("x: [\n")
     monkeypatch.chdir(built)  # as the CLI runs: messages name files relative to the working directory
-    with pytest.raises(InputError, match=r"^dvc\.lock: invalid YAML at line \d+ \(expected the node content"), \
+    with pytest.raises(InputError, match=rf"^{re.escape(LOCK)}: invalid YAML at line \d+ \(expected the node"), \
             dvcside.open_repo(built, lock=False) as repo:
-        dvcside.load_stages(repo, ["scene@tiny_p1"])
-
-
-def test_dvc_missing_params_error_is_an_input_error(built: Path) -> None:
-    """A params dep s9 does not know (a hand-added one in dvc.yaml) that params.yaml lacks: DVC's refusal is one
-    exit-2 line naming params.yaml, and no clip is removed."""
-    backend = "        - video_settings.backend\n"
-    edit(built, "dvc.yaml", backend, f"{backend}        - extra.knob\n")
-    assert run([S9, "status"], built, check=False).returncode == 1  # stale: the param is not in the lock
-    for command in ("plan", "repro"):
-        assert refused(built, command) == (
-            "error: params.yaml: extra.knob is missing (a stage in dvc.yaml declares it as a params dependency: "
-            "add it to the file, or remove it from the stage)")
+        dvcside.load_stages(repo, Path(PIPELINE_FILE), ["p1"])
 
 
 # -- 3. a clip key missing from params.yaml ------------------------------------------------------------------
@@ -152,7 +142,7 @@ def test_missing_clip_param_is_named_with_what_is_valid(built: Path) -> None:
     for command in ("plan", "repro", "status", "sync"):
         assert refused(built, command) == (
             "error: params.yaml: video_settings.resolution is missing "
-            "(the scene stages in dvc.yaml depend on it; valid: 720p, 1080p)")
+            "(every concept's `inputs` stage depends on it; valid: 720p, 1080p)")
 
 
 @pytest.mark.parametrize("key", CLIP_PARAMS)
@@ -161,20 +151,20 @@ def test_every_clip_param_is_required_by_sync(fresh: Path, key: str, monkeypatch
     data = yaml.safe_load((fresh / "params.yaml").read_text())
     del data["video_settings"][key]
     (fresh / "params.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    vars_before = (fresh / "s9_scenes.yaml").read_bytes()
+    before = (fresh / PIPELINE_FILE).read_bytes()
     with pytest.raises(InputError, match=rf"^params\.yaml: video_settings\.{key} is missing \(.*; valid: [^)]+\)$"):
         pipeline.sync(fresh)
     with pytest.raises(InputError, match=rf"video_settings\.{key} is missing"):
         pipeline.plan(fresh)
-    assert (fresh / "s9_scenes.yaml").read_bytes() == vars_before
+    assert (fresh / PIPELINE_FILE).read_bytes() == before
 
 
 # -- 4. an outputs folder a stage command cannot carry --------------------------------------------------------
 def test_outputs_dir_with_a_space_names_the_setting(fresh: Path) -> None:
     edit(fresh, "params.yaml", "video_outputs_dir: outputs", 'video_outputs_dir: "my outputs"')
-    expected = ("error: params.yaml: output.video_outputs_dir 'my outputs' has characters a stage command cannot "
-                "carry (the clip paths go unquoted into dvc.yaml's scene command; use letters, digits, '.', '_', "
-                "'-' and '/')")
+    expected = ("error: params.yaml: output.video_outputs_dir 'my outputs' must be a folder below the repository "
+                "root named with letters, digits, '.', '_', '-' and '/' (clip paths go unquoted into the scene "
+                "stages' commands)")
     for command in ("status", "plan", "repro", "sync"):
         assert refused(fresh, command) == expected
 
@@ -184,12 +174,12 @@ BAD_SETUPS = {
     "params-invalid": lambda root: edit(root, "params.yaml", "max_workers: 3", "max_workers: 0"),
     "outputs-dir-space": lambda root: edit(root, "params.yaml", "video_outputs_dir: outputs",
                                            'video_outputs_dir: "my outputs"'),
-    "no-scene-stage": lambda root: (root / "dvc.yaml").write_text("stages:\n  train:\n    cmd: 'true'\n"),
     "clip-param-missing": lambda root: edit(root, "params.yaml", "  resolution: 720p\n", ""),
-    "lock-conflict": lambda root: merge_conflict(root, "dvc.lock"),
+    "lock-conflict": lambda root: merge_conflict(root, LOCK),
+    "root-pipeline-broken": lambda root: (root / "dvc.yaml").write_text("stages: [\n"),
 }
-FIRST_WORD = {"params-invalid": "params.yaml", "outputs-dir-space": "params.yaml", "no-scene-stage": "dvc.yaml",
-              "clip-param-missing": "params.yaml", "lock-conflict": "dvc.lock"}
+FIRST_WORD = {"params-invalid": "params.yaml", "outputs-dir-space": "params.yaml", "clip-param-missing": "params.yaml",
+              "lock-conflict": LOCK, "root-pipeline-broken": "dvc.yaml"}
 
 
 @pytest.mark.parametrize("case", list(BAD_SETUPS))
@@ -202,6 +192,9 @@ def test_add_and_remove_refuse_without_touching_anything(built: Path, tmp_path: 
     changed, changed_frames = make_concept(tmp_path / "src2", CONCEPT, batch="b1",
                                            scenes=[{"scene_number": 1, "video_prompt": "Only one scene now."}])
     assert refused(built, "add", str(changed), str(changed_frames)).startswith(f"error: {FIRST_WORD[case]}: ")
+    if case == "lock-conflict":  # the conflicted lock is the concept's own: removing the concept removes it
+        assert "Removed tiny" in run([S9, "remove", CONCEPT], built).stdout
+        return
     assert refused(built, "remove", CONCEPT, "--outputs").startswith(f"error: {FIRST_WORD[case]}: ")
     assert (built / PROMPTS).is_file() and (built / f"outputs/b1/{CONCEPT}").is_dir()
 
@@ -211,18 +204,16 @@ def test_add_to_a_new_repo_with_bad_params_writes_no_template(tmp_path: Path) ->
     root = init_repo(tmp_path / "repo", PARAMS.replace("video_outputs_dir: outputs", "video_outputs_dir: 'a b'"))
     prompts, frames = make_concept(tmp_path / "src", "harbor", batch="b1")
     assert "output.video_outputs_dir 'a b'" in refused(root, "add", str(prompts), str(frames))
-    assert not (root / "dvc.yaml").exists() and not (root / "data").exists() and not (root / "s9_scenes.yaml").exists()
+    assert not (root / "dvc.yaml").exists() and not (root / "data").exists() and not (root / "pipelines").exists()
     # Fixed, the same add goes through and writes the template.
     edit(root, "params.yaml", "video_outputs_dir: 'a b'", "video_outputs_dir: outputs")
     assert "Wrote dvc.yaml" in run([S9, "add", str(prompts), str(frames)], root).stdout
 
 
-def test_add_computes_exactly_the_vars_file_a_later_sync_would(built: Path, tmp_path: Path) -> None:
-    """`s9 add` writes the scene list it computed before copying: it must be what data/ then gives."""
+def test_add_writes_exactly_what_a_later_sync_would(built: Path, tmp_path: Path) -> None:
     for name, batch in (("aardvark", "b1"), ("zebra", "a0"), ("tinz", "b1")):
         prompts, frames = make_concept(tmp_path / name, name, batch=batch)
         pipeline.add_concept(built, prompts, frames)
-        written = (built / "s9_scenes.yaml").read_bytes()
-        assert not pipeline.sync(built).changed and (built / "s9_scenes.yaml").read_bytes() == written
-    keys = list(yaml.safe_load((built / "s9_scenes.yaml").read_text())["scenes"])
-    assert [k.rsplit("_p", 1)[0] for k in keys[::3]] == ["zebra", "aardvark", "tiny", "tinz"]
+        assert not pipeline.sync(built).changed
+    assert sorted(p.parent.name for p in (built / "pipelines").glob("*/*/dvc.yaml")) == [
+        "aardvark", "tiny", "tinz", "zebra"]

@@ -11,6 +11,8 @@ from test_pipeline_helpers import BIN, built, fresh, run
 from s9 import pipeline
 
 S9 = str(BIN / "s9")
+LOCK = "pipelines/b1/tiny/dvc.lock"
+INPUTS = "pipelines/b1/tiny/inputs.json"
 
 
 def _params(root: Path, **replacements: str) -> None:
@@ -24,10 +26,10 @@ def _params(root: Path, **replacements: str) -> None:
 def test_plan_offline_costs_nothing(fresh: Path) -> None:
     result = run([S9, "plan"], fresh)
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["scene@tiny_p1", "google/veo-3.1-fast", "4", "s", "offline", "$0.00"]
+    assert lines[0].split() == ["tiny_p1", "google/veo-3.1-fast", "4", "s", "offline", "$0.00"]
     assert len(lines) == 4
     assert lines[-1] == "Total: 3 scene(s) to generate, 12 s of video, estimated $0.00 (budget $25.00)"
-    assert not (fresh / "outputs").exists() and not (fresh / "dvc.lock").exists()
+    assert not (fresh / "outputs").exists() and not (fresh / LOCK).exists() and not (fresh / INPUTS).exists()
 
 
 def test_plan_prices_per_second_and_snaps_durations(fresh: Path) -> None:
@@ -42,9 +44,9 @@ def test_plan_prices_per_second_and_snaps_durations(fresh: Path) -> None:
     data = json.loads(run([S9, "plan", "--json", "tiny_p2"], fresh).stdout)
     assert data["total_usd"] == 1.0 and data["generate"] == 1 and data["over_budget"] is False
     assert data["scenes"][0] | {"reasons": None} == {
-        "stage": "scene@tiny_p2", "concept": "tiny", "scene": 2, "clip": "outputs/b1/tiny/tiny_p2_sora_2.mp4",
-        "model": "openai/sora-2", "seconds": 4, "backend": "replicate", "cost_usd": 1.0, "generate": True,
-        "how": "generate", "reasons": None}
+        "stage": "pipelines/b1/tiny/dvc.yaml:p2", "key": "tiny_p2", "concept": "tiny", "scene": 2,
+        "clip": "outputs/b1/tiny/tiny_p2_sora_2.mp4", "model": "openai/sora-2", "seconds": 4,
+        "backend": "replicate", "cost_usd": 1.0, "how": "generate", "problem": None, "reasons": None}
 
 
 def test_repro_refuses_over_budget_and_submits_nothing(fresh: Path) -> None:
@@ -55,10 +57,10 @@ def test_repro_refuses_over_budget_and_submits_nothing(fresh: Path) -> None:
     assert result.stderr.splitlines() == [
         "error: plan estimate $1.80 for 3 scene(s) exceeds budget.max_spend_usd $1.00 in params.yaml; "
         "nothing was submitted (raise the budget or repro fewer targets)"]
-    assert not (fresh / "outputs").exists() and not (fresh / "dvc.lock").exists()
+    assert not (fresh / "outputs").exists() and not (fresh / LOCK).exists() and not (fresh / INPUTS).exists()
     assert "⚠ over budget" in run([S9, "plan"], fresh).stderr
     # One scene fits the budget: the refusal is about the plan, not the backend.
-    single = pipeline.plan(fresh, ["scene@tiny_p1"])
+    single = pipeline.plan(fresh, ["tiny_p1"])
     assert single.total_usd == 0.6 and not single.over_budget
 
 

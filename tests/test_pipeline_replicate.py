@@ -29,8 +29,8 @@ def test_a_scene_the_api_refuses_stays_stale(fresh: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Success rate: 2/3 (67%)" in result.stdout and "Backend: replicate" in result.stdout
     assert "Scene 2 failed" in result.stderr and "E005" in result.stderr
-    assert "Recorded in dvc.lock: 2 stage(s)" in result.stdout
-    assert set(lock(fresh)) == stages(1, 3)
+    assert "Recorded in dvc.lock: 2 scene stage(s)" in result.stdout
+    assert set(lock(fresh)) == {"inputs", "p1", "p3"}
     assert "E005" in (fresh / f"outputs/b1/{CONCEPT}/debug/scene_2/error.txt").read_text()
     assert dvc_stale(fresh) == stages(2) == s9_stale(fresh)
 

@@ -212,6 +212,8 @@ class _Checker:
             if wanted is None or scene.address in wanted:
                 status.scenes.append(self._scene(decl, scene, lock.get(scene.stage), expected[scene.stage],
                                                  commands[scene.stage]))
+        if wanted is not None and len(status.scenes) < len(decl.scenes):
+            status.reasons = []  # single scenes were asked about: the concept's own stage is not theirs
         status.leftovers = self._leftovers(decl)
         return status
 

@@ -16,13 +16,14 @@ from ..errors import InputError, S9Error
 from ..job import check_image
 from ..models import get_model
 from ..params import Settings
-from .check import CHECKOUT, PULL, SceneStatus, StatusReport
+from .check import CHECKOUT, SceneStatus, StatusReport
+from .check import PULL as PULL_FIX
 from .resolve import scene_inputs
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
 
-GENERATE, RESTORE = "generate", "restore"
+GENERATE, RESTORE, PULL = "generate", "restore", "pull"
 
 
 @dataclass
@@ -135,7 +136,7 @@ def _source(repo: Repo, concept: Any, status: SceneStatus, entry: dict, remote: 
     if all(r.kind == "output" for r in status.reasons):
         if status.fix == CHECKOUT:
             return RESTORE
-        if status.fix == PULL and remote:
+        if status.fix == PULL_FIX and remote:
             return PULL if dvcside.locked_outs_on_remote(repo, concept.ref.dvc_file, status.decl.stage) else GENERATE
         return GENERATE
     stage = dvcside.virtual_stage(repo, concept, status.decl.stage, entry)

@@ -72,6 +72,7 @@ def _check_root_pipeline(root: Path) -> str | None:
     listed = data.get("vars") or []
     if isinstance(listed, list) and OLD_VARS_FILE in listed:
         return "migrate"
+    expect_mapping(data.get("stages"), path, "`stages`")  # DVC would refuse every command otherwise
     return None
 
 
@@ -89,18 +90,36 @@ def _migrate(root: Path) -> None:
             prune_lock(root, LOCK_FILE, {n for n in stages if not n.startswith("scene@")})
 
 
-def sync_locked(root: Path, repo: Repo, settings: Settings | None = None,
-                concepts: list[tuple[ConceptRef, Concept]] | None = None, *, tidy: bool = True) -> SyncResult:
-    """Bring the pipeline files in line with data/ (or `concepts`) and params.yaml; the caller holds the lock.
-    With `tidy`, outputs no stage declares leave the outputs folder when DVC's cache holds them."""
+@dataclass(frozen=True)
+class _Pending:
+    """Everything a sync will write, computed (and so validated) before anything is written."""
+
+    root_action: str | None
+    settings: Settings
+    decls: list[ConceptDecl]
+
+
+def _prepare(root: Path, settings: Settings | None, concepts: list[tuple[ConceptRef, Concept]] | None) -> _Pending:
     root_action = _check_root_pipeline(root)
     settings = settings or project_settings(root)
     decls = declare(root, settings, scan_concepts(root) if concepts is None else concepts)
+    for decl in decls:
+        read_lock(root, decl.ref.lock_file)  # a broken lock (a merge conflict, say) is reported before any write
+    return _Pending(root_action, settings, decls)
+
+
+def sync_locked(root: Path, repo: Repo, settings: Settings | None = None,
+                concepts: list[tuple[ConceptRef, Concept]] | None = None, *, tidy: bool = True,
+                pending: _Pending | None = None) -> SyncResult:
+    """Bring the pipeline files in line with data/ (or `concepts`) and params.yaml; the caller holds the lock.
+    With `tidy`, outputs no stage declares leave the outputs folder when DVC's cache holds them."""
+    pending = pending or _prepare(root, settings, concepts)
+    settings, decls = pending.settings, pending.decls
     result = SyncResult(decls, settings)
-    if root_action == "migrate":
+    if pending.root_action == "migrate":
         _migrate(root)
         result.migrated = True
-    elif root_action == "write":
+    elif pending.root_action == "write":
         write_text_atomic(root / DVC_FILE, template_text(DVC_FILE))
         result.written.append(DVC_FILE)
     if not (root / PARAMS_FILE).exists():
@@ -196,7 +215,7 @@ def add_concept(root: Path, prompts: Path, frames_dir: Path, batch: str | None =
         new = ConceptRef(batch, concept.name)
         after = sorted([(r, c) for r, c in registered if r.name != concept.name]
                        + [(new, replace(concept, prompts_path=new.prompts))], key=lambda item: item[0].prompts)
-        declare(root, settings, after)  # validates paths and names before anything is copied
+        pending = _prepare(root, settings, after)  # validates everything before anything is copied
         (root / new.prompts).parent.mkdir(parents=True, exist_ok=True)
         (root / new.frames_dir).mkdir(parents=True, exist_ok=True)
         _copy(Path(prompts), root / new.prompts)
@@ -209,7 +228,7 @@ def add_concept(root: Path, prompts: Path, frames_dir: Path, batch: str | None =
         for old in (root / new.frames_dir).glob(FIRST_FRAME_PATTERN.format(concept=concept.name, n="*")):
             if old.name not in wanted:
                 old.unlink()
-        result = sync_locked(root, repo, settings, after)
+        result = sync_locked(root, repo, pending=pending)
         return AddResult(concept.name, batch, len(concept.scenes), result)
 
 
@@ -244,12 +263,12 @@ def remove_concept(root: Path, concept: str, *, outputs: bool = False) -> Remove
         ref = refs[0]
         remaining = [(r, c) for r, c in registered if r.name != concept]
         settings = project_settings(root)
-        declare(root, settings, remaining)  # validates before anything is deleted
+        pending = _prepare(root, settings, remaining)  # validates everything before anything is deleted
         shutil.rmtree(root / PROMPTS_ROOT / ref.batch / ref.name)
         shutil.rmtree(root / FRAMES_ROOT / ref.batch / ref.name, ignore_errors=True)
         if outputs:
             from .declare import outputs_dir
 
             shutil.rmtree(root / outputs_dir(settings, root) / ref.batch / ref.name, ignore_errors=True)
-        result = sync_locked(root, repo, settings, remaining)
+        result = sync_locked(root, repo, pending=pending)
         return RemoveResult(concept, ref.batch, outputs, result)

@@ -24,7 +24,7 @@ from . import dvcside
 from .check import StatusReport, compute_status, select
 from .declare import ConceptDecl, SceneDecl, project_settings
 from .layout import INPUTS_STAGE, ConceptRef, find_root
-from .plan import Plan, make_plan
+from .plan import GENERATE, PULL, RESTORE, Plan, make_plan
 from .record import warm_hashes, write_metrics
 from .register import sync_locked
 from .resolve import concept_decl, read_inputs, render_inputs, run_resolve, scene_inputs
@@ -99,10 +99,13 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
     report = compute_status(root, targets, settings=settings)
     stale = {s.decl.address: s.decl for s in report.stale}
     stages = _load(repo, chosen, stale)
-    if remote and stale:
+    # The plan found what the cache or the remote holds; a scene it did not is not looked for again (each
+    # miss on a remote costs a round trip and a DVC warning).
+    how = {p.stage: p.how for p in the_plan.scenes}
+    if any(h == PULL for h in how.values()):
         dvcside.pull_run_cache(repo)
     for address, stage in stages.items():
-        if dvcside.restore(stage, pull=remote):
+        if how.get(address, RESTORE) != GENERATE and dvcside.restore(stage, pull=how.get(address) == PULL):
             result.restored.append(address)
     pending = [stale[a] for a in stages if a not in result.restored]
     _generate(repo, root, settings, chosen, pending, stages, result, workers, listener, backend)
