@@ -348,11 +348,17 @@ def cached(repo: Repo, md5: str) -> bool:
 
 
 # -- experiments -------------------------------------------------------------------------------------------
-def exp_save(repo: Repo, name: str | None) -> str | None:
-    """`dvc exp save`: the workspace as it is now becomes an experiment of HEAD."""
-    return repo.experiments.save(name=name, force=True)
+def exp_save(root: Path, name: str | None) -> str | None:
+    """`dvc exp save`: the workspace as it is now becomes an experiment of HEAD; its commit, or None."""
+    from dvc.repo import Repo
+
+    with dvc_errors(root), Repo(str(root)) as repo:
+        return repo.experiments.save(name=name, force=True)
 
 
-def exp_run(repo: Repo, *, queue: bool, tmp_dir: bool, name: str | None) -> Any:
-    """`dvc exp run --queue` / `--temp` of the workspace as it is now (params already applied)."""
-    return repo.experiments.run(queue=queue, tmp_dir=tmp_dir, name=name)
+def exp_run(root: Path, *, queue: bool, tmp_dir: bool, name: str | None) -> Any:
+    """`dvc exp run --queue` / `--temp` of the workspace as it is now (its params already applied)."""
+    from dvc.repo import Repo
+
+    with dvc_errors(root), Repo(str(root)) as repo:
+        return repo.experiments.run(queue=queue, tmp_dir=tmp_dir, name=name)

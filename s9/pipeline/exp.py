@@ -86,21 +86,26 @@ def exp_run(root: Path, overrides: list[str], *, queue: bool = False, temp: bool
     if queue and temp:
         raise InputError("--queue and --temp: choose one")
     root = Path(root).resolve()
-    with contextlib.chdir(root), dvcside.open_repo(root, lock=True) as repo:
-        before = _snapshot(root)
-        try:
-            apply_overrides(root, overrides)
-            settings = project_settings(root)  # a bad value is one line, and params.yaml is put back
-        except BaseException:
-            _put_back(root, before)
-            raise
+    with contextlib.chdir(root):
+        with dvcside.open_repo(root, lock=True) as repo:
+            before = _snapshot(root)
+            try:
+                apply_overrides(root, overrides)
+                settings = project_settings(root)  # a bad value is one line, and params.yaml is put back
+            except BaseException:
+                _put_back(root, before)
+                raise
+            if not (queue or temp):
+                result = repro_locked(repo, root, workers=workers, listener=listener)
+            else:
+                sync_locked(root, repo, settings, tidy=False)  # the clips in the workspace stay as they are
+        # DVC's experiment commands take the repo lock themselves, from Repo instances of their own.
         if not (queue or temp):
-            result = repro_locked(repo, root, workers=workers, listener=listener)
-            saved = dvcside.exp_save(repo, name) if result.ok else None
-            return ExpResult("workspace", saved or name, result)
+            saved = dvcside.exp_save(root, name) if result.ok else None
+            return ExpResult("workspace", saved and name, result)
         try:
-            sync_locked(root, repo, settings, tidy=False)  # the clips in the workspace stay as they are
-            dvcside.exp_run(repo, queue=queue, tmp_dir=temp, name=name)
+            dvcside.exp_run(root, queue=queue, tmp_dir=temp, name=name)
         finally:
-            _put_back(root, before)
+            with dvcside.open_repo(root, lock=True):
+                _put_back(root, before)
         return ExpResult("queue" if queue else "temp", name)
