@@ -77,7 +77,7 @@ def test_batch_option_cannot_leave_the_outputs_folder(tiny: tuple[Path, Path, Pa
     before = files_under(tmp_path)
     args = [prompts, 1, frames / "tiny_p1_first_frame.jpg"] if command == "clip" else [prompts, "--frames", frames]
     proc = s9(command, *args, "--batch", batch, cwd=repo)
-    assert_input_error(proc, "--batch", f"unsafe batch name {batch!r}")
+    assert_input_error(proc, f"error: --batch: unsafe batch name {batch[:30]!r}"[:-1])
     assert files_under(tmp_path) == before
 
 
@@ -147,7 +147,8 @@ def _alias_bomb(levels: int = 9) -> str:
     ("video_settings:\n  video_model: &m google/veo-3-fast\n", "YAML anchors and aliases are not allowed"),
     ("video_settings:\n  video_model: [1, 2]\n", "video_settings.video_model: must be text, got a list"),
     ("video_settings:\n  backend: {a: 1}\n", "video_settings.backend: must be text, got a mapping"),
-    ("video_settings:\n  aspect_ratio: " + "9" * 5000 + "\n", "video_settings.aspect_ratio: invalid aspect ratio"),
+    ("video_settings:\n  aspect_ratio: " + "9" * 4000 + "\n", "video_settings.aspect_ratio: invalid aspect ratio"),
+    ("video_settings:\n  aspect_ratio: " + "9" * 5000 + "\n", "params.yaml: invalid YAML: a value cannot be read"),
     ("video_settings:\n  resolution: '" + "x" * 100_000 + "'\n", "video_settings.resolution: invalid resolution"),
 ])
 def test_params_values_are_type_checked_and_echoed_short(tiny: tuple[Path, Path, Path], text: str,
@@ -196,14 +197,23 @@ def test_deeply_nested_prompts_json_is_an_input_error(tiny: tuple[Path, Path, Pa
     deep = tmp_path / "deep_scene_prompts.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
     proc = s9("clip", deep, 1, frames / "tiny_p1_first_frame.jpg", cwd=repo, timeout=30)
-    assert_input_error(proc, "deep_scene_prompts.json: nested too deeply")
+    assert_input_error(proc, "deep_scene_prompts.json: invalid JSON: nested too deeply")
+
+
+def test_prompts_json_number_too_long_to_convert_is_an_input_error(tiny: tuple[Path, Path, Path],
+                                                                    tmp_path: Path) -> None:
+    repo, _, frames = tiny
+    long = tmp_path / "long_scene_prompts.json"
+    long.write_text('{"scenes": [{"scene_number": ' + "1" * 5000 + ', "video_prompt": "x"}]}')
+    proc = s9("clip", long, 1, frames / "tiny_p1_first_frame.jpg", cwd=repo)
+    assert_input_error(proc, "long_scene_prompts.json: invalid JSON: a value cannot be read")
 
 
 def test_deeply_nested_params_yaml_is_an_input_error(tiny: tuple[Path, Path, Path]) -> None:
     repo, prompts, frames = tiny
     (repo / "params.yaml").write_text("video_settings:\n  video_model: " + "[" * 100_000 + "]" * 100_000 + "\n")
     proc = s9("clip", prompts, 1, frames / "tiny_p1_first_frame.jpg", cwd=repo, timeout=60)
-    assert_input_error(proc, "params.yaml: nested too deeply")
+    assert_input_error(proc, "params.yaml: invalid YAML: nested too deeply")
 
 
 # -- 7. click's usage errors are one line too --------------------------------------------------------------
