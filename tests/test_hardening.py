@@ -260,6 +260,16 @@ def test_generate_skips_a_scene_with_a_bad_frame_up_front_and_makes_the_rest(tmp
         "debug/scene_1/sora2_p1_prompt.txt", "tiny_p1_sora_2.mp4"]  # nothing at all for scenes 2 and 3
 
 
+def test_generate_with_a_bad_frame_and_bad_input_is_still_one_line(tmp_path: Path) -> None:
+    """A skipped scene is announced only once no input error can follow: exit 2 stays exactly one line."""
+    prompts, frames = make_concept(tmp_path, scenes=_scenes(1, 2))
+    (frames / "tiny_p2_first_frame.jpg").write_bytes(b"junk")
+    before = files_under(tmp_path)
+    proc = s9("generate", prompts, "--frames", frames, "--backend", "replicate", cwd=tmp_path)  # and no token
+    assert_input_error(proc, "REPLICATE_API_TOKEN")
+    assert files_under(tmp_path) == before
+
+
 def test_clip_with_a_bad_frame_stays_exit_2(tmp_path: Path) -> None:
     prompts, frames = make_concept(tmp_path, scenes=_scenes(1))
     (frames / "tiny_p1_first_frame.jpg").write_bytes(b"\xff\xd8 not really a jpeg")

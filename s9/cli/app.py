@@ -51,8 +51,8 @@ def usage_line(exc: click.ClickException) -> str:
     if isinstance(exc, click.NoSuchOption):
         close = f" (did you mean {' or '.join(exc.possibilities)}?)" if exc.possibilities else ""
         return f"{exc.option_name}: no such option{close}"
-    if isinstance(exc, click.BadOptionUsage):
-        return f"{exc.option_name}: {_sentence(exc.message)}"
+    if isinstance(exc, click.BadOptionUsage):  # "Option '--batch' requires an argument."
+        return f"{exc.option_name}: {_sentence(exc.message).replace(f'option {exc.option_name!r} ', '')}"
     return _sentence(exc.format_message())
 
 

@@ -46,6 +46,10 @@ def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneR
     backend.check()
     for folder in {job.output.parent for job in jobs}:
         check_writable(folder)
+    # Only now that no input error can follow (that must stay the one line on stderr): the skipped scenes,
+    # before anything is generated.
+    for result in skipped:
+        print_skipped(result)
     warn(jobs)
     try:
         with Progress(len(jobs)) as progress:
@@ -115,8 +119,6 @@ def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, s
                                         out_dir=out_dir, batch=batch, duration=duration)
     skipped = [SceneResult(f"{concept.name} scene {number}", number, ok=False, skipped=True, error=problem)
                for number, problem in problems.items()]
-    for result in skipped:
-        print_skipped(result)
     summary = _run(jobs, settings, workers or settings.max_workers, skipped)
     print_summary(summary, settings, settings.backend)
     if not summary.ok:
