@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def _key(key: object) -> str:
     return key if isinstance(key, str) and key.isprintable() and len(key) <= 60 else describe(key)
 
 
-def _known_only(mapping: dict, known: dict[str, str] | tuple[str, ...], source: str, prefix: str = "") -> None:
+def _known_only(mapping: dict, known: Collection[str], source: str, prefix: str = "") -> None:
     """The first key (in file order) that is not in `known` is an error naming it and the known ones: a typo
     must not fall back to a default (with the replicate backend, a paid run of the wrong model)."""
     for key in mapping:
