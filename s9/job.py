@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,14 @@ from PIL import Image
 from .errors import InputError
 from .models import ModelSpec, get_model
 from .params import Settings
-from .scenes import Concept, Scene
+from .scenes import Concept, Scene, check_batch_name
 
 # Stands in for the upload URL inside the fingerprint: upload URLs change on every upload.
 IMAGE_PLACEHOLDER = "<first-frame>"
 FIRST_FRAME_PATTERN = "{concept}_p{n}_first_frame.jpg"
+# A first frame is a video still: 40 megapixels is far beyond any model's input, and decoding more would take
+# about a gigabyte per worker. Checked from the image header, before any pixel is decoded.
+MAX_FRAME_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -91,11 +95,22 @@ def concept_output_dir(settings: Settings, concept: str, batch: str | None = Non
 
 
 def infer_batch(prompts_path: Path, concept: str) -> str | None:
-    """Step 7 writes `…/{batch}/{concept}/{concept}_scene_prompts.json`: read the batch off that layout."""
+    """Step 7 writes `…/{batch}/{concept}/{concept}_scene_prompts.json`: read the batch off that layout.
+
+    The folder name becomes an output folder, so it is checked like any other batch name.
+    """
     parent = prompts_path.resolve().parent
     if parent.name == concept and parent.parent.name:
-        return parent.parent.name
+        return check_batch_name(parent.parent.name, f"{prompts_path}: batch folder", "; pass --batch NAME")
     return None
+
+
+def resolve_batch(concept: Concept, settings: Settings, batch: str | None = None) -> str:
+    """The batch folder: `batch` (the --batch option), else read off the step-7 layout, else params'."""
+    if batch is not None:
+        return check_batch_name(batch, "--batch")
+    return infer_batch(concept.prompts_path, concept.name) or check_batch_name(
+        settings.batch, f"{settings.source}: output.batch")
 
 
 def first_frame_path(frames_dir: Path, concept: str, scene_number: int) -> Path:
@@ -121,15 +136,43 @@ def file_sha256(path: Path) -> str:
 
 def check_image(path: Path, scene_number: int) -> None:
     """A first frame must exist and decode as an image before anything is sent or written."""
+    what = f"first frame for scene {scene_number}"
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
     if not path.is_file():
-        raise InputError(f"{path}: first frame for scene {scene_number} not found")
+        raise InputError(f"{path}: {what} is not a regular file")
+    too_large = f"{path}: {what} is too large"
     try:
-        with Image.open(path) as image:
-            image.verify()  # the header and, for PNG, the checksums
-        with Image.open(path) as image:
-            image.load()  # decoding is the only way to catch a truncated JPEG before it is uploaded
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path}: first frame for scene {scene_number} is not a readable image ({exc})") from None
+        # Pillow warns (to the terminal) on opening an image over ~89 megapixels and refuses one over twice
+        # that; ours is the lower limit, refused below with one line.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_FRAME_PIXELS:
+                    raise InputError(f"{too_large} ({width}x{height}, over {MAX_FRAME_PIXELS // 10**6} megapixels)")
+                image.verify()  # the header and, for PNG, the checksums
+            with Image.open(path) as image:
+                image.load()  # decoding is the only way to catch a truncated JPEG before it is uploaded
+    except Image.DecompressionBombError:
+        raise InputError(f"{too_large} (over {MAX_FRAME_PIXELS // 10**6} megapixels)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: {what} is not a readable image ({exc})") from None
+
+
+def scene_input_problem(concept: Concept, scene_number: int, first_frame: Path) -> str | None:
+    """Why this scene cannot be generated from its inputs, as one line, or None when it can.
+
+    The per-scene check every batch runs before anything is uploaded or written, so that a scene whose entry
+    or first frame is missing, not a regular file, too large or unreadable is skipped and reported while the
+    others run. Reads the frame; sends and writes nothing.
+    """
+    try:
+        concept.scene(scene_number)
+        check_image(Path(first_frame), scene_number)
+    except InputError as exc:
+        return str(exc)
+    return None
 
 
 def shaping_input(scene: Scene, settings: Settings, duration: float | None = None) -> tuple[ModelSpec, dict[str, Any]]:
@@ -185,7 +228,7 @@ def build_job(
     resolved = _resolve(scene, settings, duration)
     model = resolved.model
     width, height = model.frame_size(resolved.aspect, resolved.resolution)
-    batch = batch or infer_batch(concept.prompts_path, concept.name) or settings.batch
+    batch = resolve_batch(concept, settings, batch)
     if output is None:
         output = concept_output_dir(settings, concept.name, batch) / output_name(concept.name, scene.number, model)
     frame_sha = file_sha256(first_frame)
@@ -231,22 +274,26 @@ def build_concept_jobs(
     out_dir: Path | None = None,
     batch: str | None = None,
     duration: float | None = None,
-) -> tuple[list[Job], list[int]]:
-    """Jobs for every (or the chosen) scene of a concept, and the scene numbers whose first frame is missing.
+) -> tuple[list[Job], dict[int, str]]:
+    """Jobs for every (or the chosen) scene of a concept, and {scene number: problem} for the scenes skipped.
 
-    Every other problem (an unreadable frame, a scene not in the file) is an `InputError` raised before any
-    job runs, so bad input never leaves half a batch behind.
+    Every scene's inputs are checked here, before any job runs: one whose first frame is missing or unusable
+    is skipped (the reference's rule: one scene's trouble never stops the others). A problem of the whole
+    request (a scene not in the file, an unsafe batch) is an `InputError`.
     """
     numbers = scene_numbers or [s.number for s in concept.scenes]
-    jobs: list[Job] = []
-    missing: list[int] = []
     for number in numbers:
-        scene = concept.scene(number)
+        concept.scene(number)
+    batch = resolve_batch(concept, settings, batch)
+    model = get_model(settings.video_model)
+    jobs: list[Job] = []
+    problems: dict[int, str] = {}
+    for number in numbers:
         frame = first_frame_path(frames_dir, concept.name, number)
-        if not frame.exists():
-            missing.append(number)
+        problem = scene_input_problem(concept, number, frame)
+        if problem is not None:
+            problems[number] = problem
             continue
-        model = get_model(settings.video_model)
-        output = out_dir / output_name(concept.name, scene.number, model) if out_dir else None
+        output = out_dir / output_name(concept.name, number, model) if out_dir else None
         jobs.append(build_job(concept, number, frame, settings, output=output, batch=batch, duration=duration))
-    return jobs, missing
+    return jobs, problems

@@ -31,6 +31,11 @@ class SceneResult:
     seconds: float = 0.0
     files: list[Path] = field(default_factory=list)
 
+    @property
+    def concept(self) -> str:
+        """The concept this scene belongs to; labels are `{concept} scene {n}` wherever a result is made."""
+        return self.job.concept if self.job is not None else self.label.rsplit(" scene ", 1)[0]
+
 
 @dataclass
 class Summary:
@@ -74,9 +79,19 @@ def check_writable(folder: Path) -> None:
         raise InputError(f"{folder}: output directory is not writable ({exc.strerror or exc})") from None
 
 
+def _naming_the_clip(message: str, tmp: Path | None, job: Job) -> str:
+    """`message` with our temp file's name (as given or absolute) replaced by the clip the user asked for."""
+    if tmp is None:
+        return message
+    for name in sorted({str(tmp.resolve()), str(tmp.absolute()), str(tmp)}, key=len, reverse=True):
+        message = message.replace(name, str(job.output))
+    return message
+
+
 def run_job(job: Job, backend: Backend) -> list[Path]:
     """Generate one scene: debug file first (it records what is sent), then a verified clip, atomically."""
     written: list[Path] = []
+    tmp: Path | None = None
     try:
         image_uri = backend.upload(job)
         api_input = job.api_input(image_uri)
@@ -87,18 +102,21 @@ def run_job(job: Job, backend: Backend) -> list[Path]:
                 try:
                     video.verify(tmp, duration=job.duration, audio=job.makes_audio, width=job.width, height=job.height)
                     break
-                except GenerationError as exc:
+                except GenerationError:
                     if attempt == VERIFY_ATTEMPTS:
-                        # Name the clip the user asked for, not our temp file.
-                        raise GenerationError(str(exc).replace(str(tmp), str(job.output))) from None
+                        raise
         written.append(job.output)
         debugfile.clear_error(job)
         return written
     except S9Error as exc:
-        _keep_error(job, str(exc))
-        raise
+        # Name the clip the user asked for, not our temp file (a full disk, a failed encode, a bad download).
+        message = _naming_the_clip(str(exc), tmp, job)
+        _keep_error(job, message)
+        if message == str(exc):
+            raise
+        raise (InputError if isinstance(exc, InputError) else GenerationError)(message) from None
     except OSError as exc:
-        message = f"{exc.filename or job.output}: {exc.strerror or exc}"
+        message = _naming_the_clip(f"{exc.filename or job.output}: {exc.strerror or exc}", tmp, job)
         _keep_error(job, message)
         raise GenerationError(message) from None
 

@@ -8,11 +8,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, describe
+from .inputfile import read_input_text
 
 PROMPTS_SUFFIX = "_scene_prompts.json"
-# Concept names become folder and file names: keep them to one safe path component.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# Concept and batch names become folder and file names: keep them to one safe path component. Matched with
+# fullmatch(): `$` would also match before a trailing newline.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,22 @@ class Concept:
         raise InputError(f"{self.prompts_path}: scene {number} not found (scenes in file: {have})")
 
 
-def check_concept_name(name: object, source: str) -> str:
-    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+def check_name(name: object, source: str, kind: str = "concept", hint: str = "") -> str:
+    """`name` if it is one safe path component; the one check for every concept and batch name."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
         raise InputError(
-            f"{source}: unsafe concept name {name!r} (use letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit, no '/' or '..')"
+            f"{source}: unsafe {kind} name {describe(name)} (use letters, digits, '.', '_' and '-', "
+            f"starting with a letter or digit, no '/' or '..'){hint}"
         )
     return name
+
+
+def check_concept_name(name: object, source: str) -> str:
+    return check_name(name, source, "concept")
+
+
+def check_batch_name(name: object, source: str, hint: str = "") -> str:
+    return check_name(name, source, "batch", hint)
 
 
 def concept_name_from_path(path: Path) -> str:
@@ -77,7 +88,7 @@ def _text(raw: dict, field: str, where: str, *, required: bool) -> str:
 def parse_duration(value: object, where: str) -> float:
     """A positive, finite number of seconds (used for both scene entries and params)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InputError(f"{where}: 'duration_seconds' must be a number of seconds > 0, got {value!r}")
+        raise InputError(f"{where}: 'duration_seconds' must be a number of seconds > 0, got {describe(value)}")
     return float(value)
 
 
@@ -87,7 +98,7 @@ def _scene(raw: object, index: int, path: Path) -> Scene:
         raise InputError(f"{where}: expected an object, got {type(raw).__name__}")
     number = raw.get("scene_number")
     if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-        raise InputError(f"{where}: field 'scene_number' must be a whole number >= 1, got {number!r}")
+        raise InputError(f"{where}: field 'scene_number' must be a whole number >= 1, got {describe(number)}")
     where = f"{path}: scene {number}"
     duration = raw.get("duration_seconds")
     return Scene(
@@ -103,18 +114,15 @@ def _scene(raw: object, index: int, path: Path) -> Scene:
 def load_concept(path: str | Path) -> Concept:
     """Read a step-7 prompts file; every problem is an `InputError` naming the file, scene and field."""
     path = Path(path)
+    text = read_input_text(path, "scene prompts file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: scene prompts file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a scene prompts JSON file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # a number too long to convert (over 4,300 digits)
+        raise InputError(f"{path}: invalid JSON: a value cannot be read ({str(exc).split(';')[0]})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object with a 'scenes' list")
     raw_scenes = data.get("scenes")

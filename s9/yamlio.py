@@ -2,7 +2,9 @@
 one `InputError` line naming the file and the line, never a parser traceback.
 
 One parser: DVC's (ruamel, YAML 1.2), because DVC reads and rewrites these files (`dvc exp run -S` rewrites
-params.yaml) and the values s9 reads must be the values DVC compares.
+params.yaml) and the values s9 reads must be the values DVC compares. The files s9 owns (params.yaml,
+s9_scenes.yaml) are read with `parse_owned_yaml`, which also refuses anchors and aliases: a few lines of
+`&a [*a, *a, …]` expand to billions of items in whatever later walks or prints the value.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError
+from .errors import InputError, describe
+from .inputfile import read_input_text
 
 _MERGE_MARKER = re.compile(r"^(<{7}|={7}|>{7})( .*)?$", re.MULTILINE)
 
@@ -25,6 +28,22 @@ def parse_yaml(text: str) -> Any:
     from ruamel.yaml import YAML
 
     return YAML(typ="safe").load(text)
+
+
+def parse_owned_yaml(text: str) -> Any:
+    """`parse_yaml`, refusing anchors (`&name`) and aliases (`*name`): s9's own files never need them."""
+    if "&" in text or "*" in text:  # neither can appear without one of these characters
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import MarkedYAMLError
+
+        # Events are read one at a time and never expanded, so this costs the size of the text.
+        for event in YAML(typ="safe").parse(text):
+            if getattr(event, "anchor", None) is not None:
+                raise MarkedYAMLError(
+                    problem="YAML anchors and aliases are not allowed in this file; write the value out",
+                    problem_mark=event.start_mark,
+                )
+    return parse_yaml(text)
 
 
 def shown(path: Path | str) -> str:
@@ -57,18 +76,21 @@ def yaml_error(path: Path | str, exc: Exception, text: str | None = None) -> Inp
 
 
 def read_yaml(path: Path, parse: Callable[[str], Any] | None = None) -> Any:
-    """Parse a YAML file as DVC does (YAML 1.2); problems are `InputError`s naming the file and line."""
+    """Parse a YAML file as DVC does (YAML 1.2); problems are `InputError`s naming the file and line.
+
+    `parse` defaults to `parse_owned_yaml` (s9's own files); pass `parse_yaml` for files DVC writes.
+    """
+    text = read_input_text(path, "YAML file", shown(path))
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{shown(path)}: not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise InputError(f"{shown(path)}: cannot read ({exc.strerror or exc})") from None
-    try:
-        return (parse or parse_yaml)(text)
+        return (parse or parse_owned_yaml)(text)
+    except RecursionError:
+        raise InputError(f"{shown(path)}: invalid YAML: nested too deeply") from None
     except Exception as exc:  # noqa: BLE001 - yaml.YAMLError / ruamel's YAMLError (and its readers' errors)
         if _is_yaml_error(exc):
             raise yaml_error(path, exc, text) from None
+        if isinstance(exc, ValueError):  # a constructor's: an int over 4,300 digits, a date like 2024-13-45
+            detail = _one_line(str(exc).split(";")[0])[:200]
+            raise InputError(f"{shown(path)}: invalid YAML: a value cannot be read ({detail})") from None
         raise
 
 
@@ -92,8 +114,6 @@ def expect_mapping(value: Any, path: Path | str, what: str) -> dict:
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
     if isinstance(value, str):
-        return f"the text {value!r}" if len(value) < 40 else "text"
-    return f"{type(value).__name__} {value!r}" if isinstance(value, int | float | bool) else type(value).__name__
+        return f"the text {describe(value)}"
+    return f"{type(value).__name__} {describe(value)}" if isinstance(value, int | float | bool) else describe(value)

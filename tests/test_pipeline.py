@@ -281,3 +281,28 @@ def test_failed_scene_stays_stale_while_the_others_are_recorded(built: Path) -> 
     assert "Recorded in dvc.lock: 2 scene stage(s)" in result.stdout
     assert dvc_stale(built) == stages(2) == s9_stale(built)
     assert lock(built)["p2"] == recorded_before  # never recorded as up to date
+
+
+def test_a_scene_added_without_its_frame_is_flagged_not_priced_and_the_others_run(built: Path) -> None:
+    """Issue 9, items 8 and 11: a scene whose first frame is missing (or unreadable) is reported by status and
+    plan instead of priced, and repro makes the others and fails only that one: one line each, never an
+    internal error."""
+    data = json.loads((built / PROMPTS).read_text())
+    data["scenes"].append({"scene_number": 4, "video_prompt": "A new scene, no frame yet.", "duration_seconds": 4})
+    data["scenes"][0]["video_prompt"] = "A new opening."
+    (built / PROMPTS).write_text(json.dumps(data, indent=2))
+    (built / FRAMES / f"{CONCEPT}_p3_first_frame.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    run([S9, "sync"], built)
+    status = run([S9, "status"], built, check=False)
+    assert status.returncode == 1 and "tiny_p4: not generated yet" in status.stdout
+    assert "first frame changed" in status.stdout  # scene 3
+    the_plan = run([S9, "plan"], built)
+    assert "internal error" not in the_plan.stderr
+    assert "[tiny] ⚠ tiny_p4: " in the_plan.stderr and "first frame for scene 4 not found" in the_plan.stderr
+    assert "[tiny] ⚠ tiny_p3: " in the_plan.stderr and "not a readable image" in the_plan.stderr
+    assert the_plan.stdout.splitlines()[-1].startswith("Total: 1 scene(s) to generate")
+    result = run([S9, "repro"], built, check=False)
+    assert result.returncode == 1 and "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert "[tiny] ✗ Scene 4 failed: " in result.stderr and "[tiny] ✗ Scene 3 failed: " in result.stderr
+    assert "Recorded in dvc.lock: 1 scene stage(s)" in result.stdout
+    assert s9_stale(built) == stages(3, 4)

@@ -12,13 +12,19 @@ from ..params import Settings
 from ..runner import SceneResult, Summary
 
 
+def warning_line(concept: str, warning: str) -> str:
+    """Every ⚠ and ✗ line starts with its concept: runs mix concepts, and scene numbers repeat across them."""
+    return f"[{concept}] ⚠ {warning}"
+
+
 def warn(jobs: list[Job]) -> None:
     shown: set[str] = set()
     for job in jobs:
         for warning in job.warnings:
-            if warning not in shown:  # the same adjustment for every scene is said once
-                shown.add(warning)
-                click.secho(f"⚠ {warning}", fg="yellow", err=True)
+            line = warning_line(job.concept, warning)
+            if line not in shown:  # the same adjustment for every scene of a concept is said once
+                shown.add(line)
+                click.secho(line, fg="yellow", err=True)
 
 
 class Progress:
@@ -52,11 +58,17 @@ class Progress:
 
 
 def print_result(result: SceneResult) -> None:
+    tag = f"[{result.concept}]"
     if result.ok:
         assert result.job is not None
-        click.secho(f"✓ Scene {result.scene_number}: {result.job.output} ({result.seconds:.1f}s)", fg="green")
+        click.secho(f"{tag} ✓ Scene {result.scene_number}: {result.job.output} ({result.seconds:.1f}s)", fg="green")
     else:
-        click.secho(f"✗ Scene {result.scene_number} failed: {result.error}", fg="red", err=True)
+        click.secho(f"{tag} ✗ Scene {result.scene_number} failed: {result.error}", fg="red", err=True)
+
+
+def print_skipped(result: SceneResult) -> None:
+    """A scene whose inputs failed the up-front check: said before anything is generated."""
+    click.secho(f"[{result.concept}] ✗ Scene {result.scene_number}: {result.error}; skipping", fg="red", err=True)
 
 
 def print_summary(summary: Summary, settings: Settings, backend: str) -> None:

@@ -11,7 +11,7 @@ import click
 
 from ..runner import SceneResult
 from .app import cli
-from .output import Progress, print_result, print_summary
+from .output import Progress, print_result, print_summary, warning_line
 
 _TARGETS_HELP = ("TARGETS: concepts, scenes (tiny_p1) or DVC stage addresses (pipelines/b1/tiny/dvc.yaml:p1); "
                  "none means every scene.")
@@ -117,8 +117,8 @@ def status_cmd(targets: tuple[str, ...], as_json: bool, no_outputs: bool) -> Non
             fix = "" if scene.fix == "s9 repro" else f" → `{scene.fix}`"
             click.echo(f"  scene {scene.decl.number:<3} {scene.decl.key}: {why}{fix}")
         for path in concept.leftovers:
-            click.secho(f"⚠ {concept.decl.ref.name}: {path} is not declared by any stage (`s9 sync` removes it)",
-                        fg="yellow", err=True)
+            click.secho(warning_line(concept.decl.ref.name, f"{path} is not declared by any stage (`s9 sync` "
+                                     "removes it)"), fg="yellow", err=True)
     for folder in report.orphans:
         click.echo(f"{folder}: its concept is no longer registered (`s9 sync` removes the pipeline)")
     if report.root_problem:
@@ -166,7 +166,8 @@ def plan_cmd(targets: tuple[str, ...], as_json: bool, no_pull: bool) -> None:
         return
     _print_plan(the_plan)
     for item in the_plan.blocked:
-        click.secho(f"⚠ {item.status.decl.key}: {item.problem}", fg="yellow", err=True)
+        click.secho(warning_line(item.status.decl.ref.name, f"{item.status.decl.key}: {item.problem}"), fg="yellow",
+                    err=True)
     if the_plan.over_budget:
         click.secho("⚠ over budget: `s9 repro` will refuse to start", fg="yellow", err=True)
 
@@ -177,9 +178,10 @@ def _listener() -> Any:
     def listener(kind: str, result: SceneResult) -> None:
         if kind == "start" and result.job is not None:
             for warning in result.job.warnings:
-                if warning not in shown:
-                    shown.add(warning)
-                    click.secho(f"⚠ {warning}", fg="yellow", err=True)
+                line = warning_line(result.job.concept, warning)
+                if line not in shown:  # the same adjustment for every scene of a concept is said once
+                    shown.add(line)
+                    click.secho(line, fg="yellow", err=True)
         elif kind == "done":
             print_result(result)
 
@@ -195,8 +197,9 @@ def _print_repro(result: Any, root: Path) -> None:
         settings = project_settings(root)
         print_summary(result.summary, settings, settings.backend)
     for address in result.changed:
-        click.secho(f"⚠ {address}: an input changed while it was generated; not recorded (still stale)",
-                    fg="yellow", err=True)
+        concept = address.split("/")[2]
+        click.secho(warning_line(concept, f"{address}: an input changed while it was generated; not recorded "
+                                 "(still stale)"), fg="yellow", err=True)
     click.echo(f"Recorded in dvc.lock: {len(result.recorded)} scene stage(s)")
 
 

@@ -15,7 +15,7 @@ from ..params import BACKENDS, Settings, load_settings
 from ..runner import SceneResult, Summary, check_writable, run_jobs
 from ..scenes import load_concept, parse_duration
 from .app import cli
-from .output import Progress, print_summary, warn
+from .output import Progress, print_skipped, print_summary, warn
 
 
 def _settings_options(func):
@@ -46,6 +46,10 @@ def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneR
     backend.check()
     for folder in {job.output.parent for job in jobs}:
         check_writable(folder)
+    # Only now that no input error can follow (that must stay the one line on stderr): the skipped scenes,
+    # before anything is generated.
+    for result in skipped:
+        print_skipped(result)
     warn(jobs)
     try:
         with Progress(len(jobs)) as progress:
@@ -110,13 +114,11 @@ def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, s
     concept = load_concept(scene_prompts_json)
     if not frames_dir.is_dir():
         raise InputError(f"{frames_dir}: first frames folder not found")
-    jobs, missing = build_concept_jobs(concept, frames_dir, settings, scene_numbers=scene_numbers,
-                                       out_dir=out_dir, batch=batch, duration=duration)
-    skipped = []
-    for number in missing:
-        click.secho(f"✗ Scene {number}: First frame not found, skipping", fg="red", err=True)
-        skipped.append(SceneResult(f"{concept.name} scene {number}", number, ok=False, skipped=True,
-                                   error="First frame not found"))
+    # Every scene's inputs are checked here, before anything is uploaded or written; a bad one is skipped.
+    jobs, problems = build_concept_jobs(concept, frames_dir, settings, scene_numbers=scene_numbers,
+                                        out_dir=out_dir, batch=batch, duration=duration)
+    skipped = [SceneResult(f"{concept.name} scene {number}", number, ok=False, skipped=True, error=problem)
+               for number, problem in problems.items()]
     summary = _run(jobs, settings, workers or settings.max_workers, skipped)
     print_summary(summary, settings, settings.backend)
     if not summary.ok:

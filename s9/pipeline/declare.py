@@ -21,7 +21,7 @@ from ..job import output_name
 from ..models import ASPECT_RATIOS, MODELS, RESOLUTIONS, get_model
 from ..params import BACKENDS, CLIP_PARAMS, PARAMS_FILE, Settings, load_settings
 from ..scenes import PROMPTS_SUFFIX, Concept, load_concept
-from ..yamlio import expect_mapping, read_yaml, shown
+from ..yamlio import expect_mapping, parse_yaml, read_yaml, shown
 from .layout import DVC_FILE, INPUTS_STAGE, METRICS_FILE, PROMPTS_ROOT, ConceptRef, scene_stage
 
 # Paths go into a shell command line (the stage cmd) unquoted.
@@ -230,7 +230,7 @@ def root_pipeline_problem(root: Path) -> str | None:
     path = root / DVC_FILE
     if not path.exists():
         return f"{DVC_FILE} is missing (`s9 sync` writes it)"
-    data = expect_mapping(read_yaml(path), path, "the top level")
+    data = expect_mapping(read_yaml(path, parse_yaml), path, "the top level")
     if expect_mapping(data.get("stages"), path, "`stages`"):
         return f"{DVC_FILE} has stages of its own: plain `dvc repro` only reproduces those (use `dvc repro -P`)"
     return None

@@ -152,7 +152,8 @@ def load_stages(repo: Repo, dvc_file: Path, names: list[str]) -> dict[str, Pipel
 
 def dep_values(stage: PipelineStage) -> dict[str, Any]:
     """Read every dependency of the stage now (file hashes, params values), as DVC records them."""
-    stage.save_deps()
+    with dvc_errors(Path(stage.repo.root_dir)):
+        stage.save_deps()
     return {dep.def_path: dep.hash_info.to_dict() for dep in stage.deps}
 
 

@@ -8,12 +8,13 @@ generated counts against `budget.max_spend_usd`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, S9Error
-from ..job import check_image
+from ..errors import InputError
+from ..job import scene_input_problem
 from ..models import get_model
 from ..params import Settings
 from .check import CHECKOUT, SceneStatus, StatusReport
@@ -124,7 +125,7 @@ def make_plan(root: Path, report: StatusReport, settings: Settings, repo: Repo |
             if repo is not None:
                 item.how = _source(repo, concept.decl, status, entries[decl.stage], remote)
             if item.how == GENERATE:
-                item.problem = _input_problem(root, decl.images, decl.number)
+                item.problem = _input_problem(root, concept.decl.concept, decl)
             planned.append(item)
     return Plan(planned, settings.max_spend_usd)
 
@@ -152,11 +153,11 @@ def _source(repo: Repo, concept: Any, status: SceneStatus, entry: dict, remote: 
     return GENERATE
 
 
-def _input_problem(root: Path, images: tuple[str, ...], number: int) -> str | None:
+def _input_problem(root: Path, concept: Any, decl: Any) -> str | None:
     """Why a scene's images cannot be sent, or None: it is flagged instead of priced."""
-    for image in images:
-        try:
-            check_image(root / image, number)
-        except S9Error as exc:
-            return str(exc)
+    with contextlib.chdir(root):  # messages name the frame as the repo does
+        for image in decl.images:
+            problem = scene_input_problem(concept, decl.number, Path(image))
+            if problem:
+                return problem
     return None

@@ -20,9 +20,9 @@ from ..atomic import write_text_atomic
 from ..errors import InputError
 from ..job import FIRST_FRAME_PATTERN, check_image, infer_batch
 from ..params import PARAMS_FILE, Settings
-from ..scenes import Concept, check_concept_name, load_concept
+from ..scenes import Concept, check_batch_name, check_concept_name, load_concept
 from ..state import state_dir
-from ..yamlio import expect_mapping, read_yaml
+from ..yamlio import expect_mapping, parse_yaml, read_yaml
 from . import dvcside
 from .check import orphan_pipelines
 from .declare import ConceptDecl, declare, project_settings, scan_concepts, template_text
@@ -68,7 +68,7 @@ def _check_root_pipeline(root: Path) -> str | None:
     path = root / DVC_FILE
     if not path.exists():
         return "write"
-    data = expect_mapping(read_yaml(path), path, "the top level")
+    data = expect_mapping(read_yaml(path, parse_yaml), path, "the top level")
     listed = data.get("vars") or []
     if isinstance(listed, list) and OLD_VARS_FILE in listed:
         return "migrate"
@@ -193,7 +193,7 @@ def add_concept(root: Path, prompts: Path, frames_dir: Path, batch: str | None =
     with locked_repo(root) as repo:
         settings = project_settings(root)
         concept = load_concept(prompts)
-        batch = check_concept_name(batch or infer_batch(Path(prompts), concept.name) or settings.batch, "--batch")
+        batch = check_batch_name(batch or infer_batch(Path(prompts), concept.name) or settings.batch, "--batch")
         frames_dir = Path(frames_dir)
         if not frames_dir.is_dir():
             raise InputError(f"{frames_dir}: first frames folder not found")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..atomic import write_text_atomic
 from ..backends import Backend, get_backend
 from ..errors import InputError, S9Error
-from ..job import Job, build_job
+from ..job import Job, build_job, scene_input_problem
 from ..runner import Listener, SceneResult, Summary, check_writable, run_jobs
 from . import dvcside
 from .check import StatusReport, compute_status, select
@@ -161,7 +161,11 @@ def _generate(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDec
         stage = stages[scene.address]
         label = f"{scene.ref.name} scene {scene.number}"
         try:
-            deps = dvcside.dep_values(stage)
+            problem = next(filter(None, (scene_input_problem(decl.concept, scene.number, Path(image))
+                                         for image in scene.images)), None)
+            if problem:  # reported up front; nothing is sent for it
+                raise InputError(problem)
+            deps = dvcside.dep_values(stage)  # read before the job: a change from here on is noticed
             entry = inputs.setdefault(scene.ref, read_inputs(root, scene.ref)).get(scene.stage)
             job = build_job(decl.concept, scene.number, Path(scene.frame), settings, output=Path(scene.clip),
                             batch=scene.ref.batch)
