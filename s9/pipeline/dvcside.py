@@ -29,10 +29,11 @@ if TYPE_CHECKING:
 def open_repo(root: Path, *, lock: bool) -> Iterator[Repo]:
     """A `Repo` at root; with `lock`, holding DVC's repo lock (as `dvc repro` does) and its scm context, so
     `.gitignore` entries for new outs are written and `core.autostage` is honoured. A busy repo is an
-    `InputError` raised before anything is touched."""
+    `InputError` raised before anything is touched. The working directory is the root meanwhile: DVC resolves
+    a stage's `wdir` against it."""
     from dvc.repo import Repo, lock_repo
 
-    with dvc_errors(root), Repo(str(root)) as repo, _param_files_read_once():
+    with contextlib.chdir(root), dvc_errors(root), Repo(str(root)) as repo, _param_files_read_once():
         if not lock:
             yield repo
             return
@@ -353,7 +354,7 @@ def exp_save(root: Path, name: str | None) -> str | None:
     """`dvc exp save`: the workspace as it is now becomes an experiment of HEAD; its commit, or None."""
     from dvc.repo import Repo
 
-    with dvc_errors(root), Repo(str(root)) as repo:
+    with contextlib.chdir(root), dvc_errors(root), Repo(str(root)) as repo:
         return repo.experiments.save(name=name, force=True)
 
 
@@ -361,5 +362,5 @@ def exp_run(root: Path, *, queue: bool, tmp_dir: bool, name: str | None) -> Any:
     """`dvc exp run --queue` / `--temp` of the workspace as it is now (its params already applied)."""
     from dvc.repo import Repo
 
-    with dvc_errors(root), Repo(str(root)) as repo:
+    with contextlib.chdir(root), dvc_errors(root), Repo(str(root)) as repo:
         return repo.experiments.run(queue=queue, tmp_dir=tmp_dir, name=name)
