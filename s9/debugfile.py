@@ -67,3 +67,12 @@ def write_error(job: Job, message: str) -> Path:
 
 def clear_error(job: Job) -> None:
     job.error_file.unlink(missing_ok=True)
+
+
+def clear_others(job: Job) -> None:
+    """Once the clip is in place, the scene's debug folder holds only what was sent for it: a file another
+    model's run left there (its own prefix) would otherwise travel with this clip through DVC."""
+    keep = {job.debug_file.name, job.error_file.name}
+    for path in job.debug_dir.iterdir():
+        if path.is_file() and path.name not in keep and not path.name.startswith("."):
+            path.unlink(missing_ok=True)

@@ -107,6 +107,7 @@ def run_job(job: Job, backend: Backend) -> list[Path]:
                         raise
         written.append(job.output)
         debugfile.clear_error(job)
+        debugfile.clear_others(job)
         return written
     except S9Error as exc:
         # Name the clip the user asked for, not our temp file (a full disk, a failed encode, a bad download).
