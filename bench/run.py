@@ -93,7 +93,7 @@ def make_concept(root: Path, name: str, scenes: int = 5, duration: int = 4) -> t
 
 def dvc_repo(root: Path, concepts: int, backend: str) -> Path:
     """A git + DVC repo with `concepts` × 5 registered scenes, all stale."""
-    from s9.pipeline.registry import add_concept
+    from s9.pipeline import add_concept
 
     repo = root / "repo"
     repo.mkdir(parents=True)

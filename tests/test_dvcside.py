@@ -86,9 +86,11 @@ def test_load_stages_dep_values_record_dump_and_out_hashes(built: Path, repo) ->
     assert dvcside.record(stage, expected_deps=deps) is True
     dvcside.dump([stage])
     assert (built / PIPELINE_FILE.parent / "dvc.lock").read_bytes() == lock_before  # same inputs, same entry
-    hashes = dvcside.out_hashes(stage)
-    assert set(hashes) == {clip(2), f"outputs/b1/{CONCEPT}/debug/scene_2"}
-    assert hashes[f"outputs/b1/{CONCEPT}/debug/scene_2"].endswith(".dir")
+    hashes = dvcside.file_hashes(stage)
+    assert set(hashes) == {clip(2), FRAME, f"outputs/b1/{CONCEPT}/debug/scene_2/veo3_p2_prompt.txt"}
+    from s9.pipeline.hashing import file_md5
+
+    assert all(file_md5(built / path) == md5 for path, md5 in hashes.items())
 
 
 def test_dep_values_of_a_missing_frame_is_an_s9_error(built: Path, repo) -> None:  # noqa: ANN001

@@ -186,15 +186,19 @@ FIRST_WORD = {"params-invalid": "params.yaml", "outputs-dir-space": "params.yaml
 def test_add_and_remove_refuse_without_touching_anything(built: Path, tmp_path: Path, case: str) -> None:
     BAD_SETUPS[case](built)
     prompts, frames = make_concept(tmp_path / "src", "harbor", batch="b1")
+    changed, changed_frames = make_concept(tmp_path / "src2", CONCEPT, batch="b1",
+                                           scenes=[{"scene_number": 1, "video_prompt": "Only one scene now."}])
+    if case == "lock-conflict":
+        # Concepts are independent: the conflict in tiny's lock stops re-adding tiny, not adding another
+        # concept; removing tiny removes the conflicted lock with it.
+        assert refused(built, "add", str(changed), str(changed_frames)).startswith(f"error: {LOCK}: ")
+        assert "Registered harbor" in run([S9, "add", str(prompts), str(frames)], built).stdout
+        assert "Removed tiny" in run([S9, "remove", CONCEPT], built).stdout
+        return
     assert refused(built, "add", str(prompts), str(frames)).startswith(f"error: {FIRST_WORD[case]}: ")
     assert not (built / "data/s7_scene_prompts/b1/harbor").exists()
     # Re-adding a registered concept with new content must not replace its files either.
-    changed, changed_frames = make_concept(tmp_path / "src2", CONCEPT, batch="b1",
-                                           scenes=[{"scene_number": 1, "video_prompt": "Only one scene now."}])
     assert refused(built, "add", str(changed), str(changed_frames)).startswith(f"error: {FIRST_WORD[case]}: ")
-    if case == "lock-conflict":  # the conflicted lock is the concept's own: removing the concept removes it
-        assert "Removed tiny" in run([S9, "remove", CONCEPT], built).stdout
-        return
     assert refused(built, "remove", CONCEPT, "--outputs").startswith(f"error: {FIRST_WORD[case]}: ")
     assert (built / PROMPTS).is_file() and (built / f"outputs/b1/{CONCEPT}").is_dir()
 

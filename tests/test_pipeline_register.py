@@ -45,7 +45,8 @@ def test_adding_a_concept_adds_exactly_its_pipeline(built: Path, tmp_path: Path)
     before = {p: p.read_bytes() for p in (built / "pipelines").rglob("*") if p.is_file()}
     prompts, frames = make_concept(tmp_path / "src", "harbor", batch="b1")
     result = run([S9, "add", str(prompts), str(frames)], built)
-    assert "Registered harbor (batch b1)" in result.stdout and "6 scene stage(s) in total" in result.stdout
+    assert "Registered harbor (batch b1): 3 scene(s) copied to data/, its pipeline in pipelines/b1/harbor/" \
+        in result.stdout
     assert {p: p.read_bytes() for p in before} == before  # the other concept's files are untouched
     assert dvc_stale(built) == stages(1, 2, 3, concept="harbor") | {inputs_stage("harbor")}
     assert s9_stale(built) == stages(1, 2, 3, concept="harbor")
@@ -111,7 +112,7 @@ def test_remove_concept(built: Path, tmp_path: Path) -> None:
     prompts, frames = make_concept(tmp_path / "src", "harbor", batch="b1")
     pipeline.add_concept(built, prompts, frames)
     result = run([S9, "remove", CONCEPT], built)
-    assert result.stdout.splitlines()[-1] == f"Removed {CONCEPT} (batch b1); 3 scene stage(s) left"
+    assert result.stdout.splitlines()[-1] == f"Removed {CONCEPT} (batch b1): its data/ files and pipeline"
     assert f"Removed {clip(1)} (no stage declares it; it stays in DVC's cache)" in result.stdout
     assert not (built / f"data/s7_scene_prompts/b1/{CONCEPT}").exists()
     assert not (built / f"data/s8_first_frames/b1/{CONCEPT}").exists()

@@ -221,3 +221,25 @@ def test_params_read_as_yaml_1_2_like_dvc_writes_them(tmp_path: Path) -> None:
     path.write_text("video_settings:\n  generate_audio: yes\n")  # YAML 1.1's boolean, 1.2's string
     with pytest.raises(InputError, match="generate_audio: must be true or false"):
         load_settings(path)
+
+
+def test_fast_yaml_reads_what_dvcs_parser_reads() -> None:
+    """dvc.lock files are read with libyaml set to YAML 1.2's rules; the values (and their types) must be the
+    ones ruamel, DVC's parser, gives, or s9 and DVC would disagree about what changed."""
+    from s9.yamlio import parse_yaml, parse_yaml_fast
+
+    def typed(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: typed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [typed(v) for v in value]
+        return (type(value).__name__, value)
+
+    corpus = [
+        "a: 16:9\nb: yes\nc: 017\nd: 0o17\ne: 1e3\nf: 1_000\ng: .inf\nh: ~\ni: 2001-12-14\nj: true\nk: 0x1F\n"
+        "l: -0b101\nm: 1.5\nn: '8'\no: 720p\np: [1, 2.0, null]\nq: {x: 'y'}\nr: 12:30:00\ns: +12\nt: .5\nu: 1.\n"
+        "v: NO\nw: Off\nx: -.inf\ny: 'multi\n  line'\nz: |\n  block\n  text\n",
+        *(p.read_text() for p in Path(__file__).resolve().parents[1].glob("pipelines/*/*/dvc.lock")),
+    ]
+    for text in corpus:
+        assert typed(parse_yaml_fast(text)) == typed(parse_yaml(text))

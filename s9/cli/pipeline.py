@@ -48,8 +48,8 @@ def add_cmd(scene_prompts_json: Path, frames_dir: Path, batch: str | None) -> No
 
     result = add_concept(_root(), scene_prompts_json, frames_dir, batch)
     _print_sync(result.sync)
-    click.echo(f"Registered {result.concept} (batch {result.batch}): {result.scenes} scene(s) copied to data/; "
-               f"{result.sync.scenes} scene stage(s) in total")
+    click.echo(f"Registered {result.concept} (batch {result.batch}): {result.scenes} scene(s) copied to data/, "
+               f"its pipeline in pipelines/{result.batch}/{result.concept}/")
     click.echo("Next: `s9 plan` to see the cost, `s9 repro` to generate.")
 
 
@@ -62,7 +62,7 @@ def remove_cmd(concept: str, outputs: bool) -> None:
 
     result = remove_concept(_root(), concept, outputs=outputs)
     _print_sync(result.sync)
-    click.echo(f"Removed {result.concept} (batch {result.batch}); {result.sync.scenes} scene stage(s) left")
+    click.echo(f"Removed {result.concept} (batch {result.batch}): its data/ files and pipeline")
 
 
 @cli.command("sync")

@@ -207,7 +207,7 @@ class _Checker:
         lock = self.locks.stages(decl.ref.lock_file)
         expected = scene_inputs(decl, self.settings)
         status.reasons += self._inputs_stage(decl, lock.get(INPUTS_STAGE), expected)
-        commands = _commands(decl)
+        commands = decl.commands()
         for scene in decl.scenes:
             if wanted is None or scene.address in wanted:
                 status.scenes.append(self._scene(decl, scene, lock.get(scene.stage), expected[scene.stage],
@@ -296,13 +296,6 @@ class _Checker:
                 continue
             found.append(rel.as_posix())
         return found
-
-
-def _commands(decl: ConceptDecl) -> dict[str, str]:
-    import yaml
-
-    stages = yaml.safe_load(decl.render())["stages"]
-    return {name: stage["cmd"] for name, stage in stages.items()}
 
 
 def orphan_pipelines(root: Path, decls: list[ConceptDecl]) -> list[str]:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
-
-import yaml
 
 from ..errors import InputError
 from ..job import output_name
@@ -92,29 +91,35 @@ class ConceptDecl:
                 return scene
         raise InputError(f"{self.ref.prompts}: scene {number} not found")
 
-    def render(self) -> str:
-        """The concept's dvc.yaml, byte for byte (so "is it up to date" is a text comparison)."""
+    def commands(self) -> dict[str, str]:
+        """Each stage's command, by stage name."""
+        pipeline = self.ref.pipeline_dir.as_posix()
+        return {INPUTS_STAGE: f"s9 resolve {pipeline}",
+                **{s.stage: f"s9 stage {pipeline} {s.number} {s.clip}" for s in self.scenes}}
+
+    @cached_property
+    def text(self) -> str:
+        """The concept's dvc.yaml, byte for byte (so "is it up to date" is a text comparison). Written by hand,
+        not by a YAML library, so it is the same text wherever s9 runs; every value is a plain path or
+        command (`_SAFE_PATH`), which YAML reads as the string it is."""
         ref = self.ref
         wdir = "/".join([".."] * len(ref.pipeline_dir.parts))
-        stages: dict[str, object] = {
-            INPUTS_STAGE: {
-                "wdir": wdir,
-                "cmd": f"s9 resolve {ref.pipeline_dir.as_posix()}",
-                "deps": [ref.prompts.as_posix()],
-                "params": [f"video_settings.{key}" for key in CLIP_PARAMS],
-                "outs": [{ref.inputs_file.as_posix(): {"cache": False, "persist": True}}],
-            }
-        }
+        commands = self.commands()
+        lines = [_HEADER.format(prompts=ref.prompts.as_posix()).rstrip("\n"), "stages:",
+                 f"  {INPUTS_STAGE}:", f"    wdir: {wdir}", f"    cmd: {commands[INPUTS_STAGE]}",
+                 "    deps:", f"    - {ref.prompts.as_posix()}", "    params:",
+                 *(f"    - video_settings.{key}" for key in CLIP_PARAMS),
+                 "    outs:", f"    - {ref.inputs_file.as_posix()}:", "        cache: false", "        persist: true"]
         for scene in self.scenes:
-            stages[scene.stage] = {
-                "wdir": wdir,
-                "cmd": f"s9 stage {ref.pipeline_dir.as_posix()} {scene.number} {scene.clip}",
-                "params": [{ref.inputs_file.as_posix(): [scene.stage]}],
-                "deps": list(scene.images),
-                "outs": list(scene.outs),
-            }
-        body = yaml.safe_dump({"stages": stages, "metrics": [METRICS_FILE]}, sort_keys=False, width=1000)
-        return _HEADER.format(prompts=ref.prompts.as_posix()) + body
+            lines += [f"  {scene.stage}:", f"    wdir: {wdir}", f"    cmd: {commands[scene.stage]}", "    params:",
+                      f"    - {ref.inputs_file.as_posix()}:", f"      - {scene.stage}", "    deps:",
+                      *(f"    - {image}" for image in scene.images), "    outs:",
+                      *(f"    - {out}" for out in scene.outs)]
+        lines += ["metrics:", f"- {METRICS_FILE}"]
+        return "\n".join(lines) + "\n"
+
+    def render(self) -> str:
+        return self.text
 
 
 def template_text(name: str) -> str:

@@ -178,9 +178,21 @@ def dump(stages: list[PipelineStage]) -> None:
         stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
 
 
-def out_hashes(stage: PipelineStage) -> dict[str, str]:
-    """Each out's md5 as just recorded (to warm s9's own hash cache, so the next status does not rehash)."""
-    return {out.def_path: out.hash_info.value for out in stage.outs if out.hash_info}
+def file_hashes(stage: PipelineStage) -> dict[str, str]:
+    """Every file md5 DVC just computed for a recorded stage: file deps and outs, and the files inside
+    directory outs, by repo-relative path (to warm s9's own hash cache, so the next status rehashes nothing)."""
+    found: dict[str, str] = {}
+    for item in [*stage.deps, *stage.outs]:
+        info = getattr(item, "hash_info", None)
+        if not info or not isinstance(info.value, str):
+            continue  # params deps have values, not hashes
+        if not info.isdir:
+            found[item.def_path] = info.value
+            continue
+        obj = getattr(item, "obj", None)
+        for key, _meta, entry in obj or []:
+            found[f"{item.def_path}/{'/'.join(key)}"] = entry.value
+    return found
 
 
 # -- run cache and remote ----------------------------------------------------------------------------------

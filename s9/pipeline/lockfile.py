@@ -15,7 +15,7 @@ from typing import Any
 from ..atomic import write_text_atomic
 from ..errors import InputError
 from ..state import STATE_DIR, state_dir
-from ..yamlio import expect_mapping, parse_yaml, read_yaml, shown
+from ..yamlio import expect_mapping, parse_yaml_fast, read_yaml, shown
 
 _CACHE = "locks.json"
 
@@ -47,7 +47,7 @@ class LockReader:
         cached = self._cache.get(key)
         if isinstance(cached, list) and len(cached) == 2 and cached[0] == stamp:
             return cached[1]
-        stages = _check_lock(path, read_yaml(path, parse_yaml))
+        stages = _check_lock(path, read_yaml(path, parse_yaml_fast))
         self._cache[key] = [stamp, stages]
         self._dirty = True
         return stages

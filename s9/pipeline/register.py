@@ -26,7 +26,7 @@ from ..yamlio import expect_mapping, parse_yaml, read_yaml
 from . import dvcside
 from .check import orphan_pipelines
 from .declare import ConceptDecl, declare, project_settings, scan_concepts, template_text
-from .hashing import HashCache, file_md5
+from .hashing import HashCache
 from .layout import DVC_FILE, FRAMES_ROOT, LOCK_FILE, PROMPTS_ROOT, ConceptRef
 from .lockfile import prune_lock, read_lock
 
@@ -96,24 +96,27 @@ class _Pending:
 
     root_action: str | None
     settings: Settings
-    decls: list[ConceptDecl]
+    decls: list[ConceptDecl]  # the concepts the sync writes
+    gone: list[ConceptRef]  # concepts whose pipeline and outputs go (scoped syncs name them)
 
 
-def _prepare(root: Path, settings: Settings | None, concepts: list[tuple[ConceptRef, Concept]] | None) -> _Pending:
+def _prepare(root: Path, settings: Settings | None, concepts: list[tuple[ConceptRef, Concept]],
+             gone: list[ConceptRef] | None = None) -> _Pending:
     root_action = _check_root_pipeline(root)
     settings = settings or project_settings(root)
-    decls = declare(root, settings, scan_concepts(root) if concepts is None else concepts)
+    decls = declare(root, settings, concepts)
     for decl in decls:
         read_lock(root, decl.ref.lock_file)  # a broken lock (a merge conflict, say) is reported before any write
-    return _Pending(root_action, settings, decls)
+    return _Pending(root_action, settings, decls, gone or [])
 
 
-def sync_locked(root: Path, repo: Repo, settings: Settings | None = None,
-                concepts: list[tuple[ConceptRef, Concept]] | None = None, *, tidy: bool = True,
+def sync_locked(root: Path, repo: Repo, settings: Settings | None = None, *, tidy: bool = True,
                 pending: _Pending | None = None) -> SyncResult:
-    """Bring the pipeline files in line with data/ (or `concepts`) and params.yaml; the caller holds the lock.
-    With `tidy`, outputs no stage declares leave the outputs folder when DVC's cache holds them."""
-    pending = pending or _prepare(root, settings, concepts)
+    """Bring the pipeline files in line with data/ and params.yaml (or only those `pending` names); the caller
+    holds the lock. With `tidy`, outputs no stage declares leave the outputs folder when DVC's cache holds
+    them."""
+    everything = pending is None
+    pending = pending or _prepare(root, settings, scan_concepts(root))
     settings, decls = pending.settings, pending.decls
     result = SyncResult(decls, settings)
     if pending.root_action == "migrate":
@@ -133,11 +136,17 @@ def sync_locked(root: Path, repo: Repo, settings: Settings | None = None,
             result.written.append(decl.ref.dvc_file.as_posix())
         keep = {"inputs", *(s.stage for s in decl.scenes)}
         result.pruned += [decl.ref.address(n) for n in prune_lock(root, decl.ref.lock_file, keep)]
-    for folder in orphan_pipelines(root, decls):
+    orphans = orphan_pipelines(root, decls) if everything else [
+        ref.pipeline_dir.as_posix() for ref in pending.gone if (root / ref.pipeline_dir).is_dir()]
+    for folder in orphans:
         shutil.rmtree(root / folder)
         result.removed.append(folder)
     if tidy:
-        _tidy_outputs(root, repo, settings, decls, result)
+        from .declare import outputs_dir
+
+        base = root / outputs_dir(settings, root)
+        folders = None if everything else [base / r.batch / r.name for r in [*(d.ref for d in decls), *pending.gone]]
+        _tidy_outputs(root, repo, base, decls, result, folders)
     return result
 
 
@@ -148,31 +157,32 @@ def sync(root: Path) -> SyncResult:
         return sync_locked(root, repo)
 
 
-def _tidy_outputs(root: Path, repo: Repo, settings: Settings, decls: list[ConceptDecl], result: SyncResult) -> None:
-    """Undeclared clips and debug folders in the concepts' output folders go when DVC's cache holds them."""
-    from .declare import outputs_dir
-
+def _tidy_outputs(root: Path, repo: Repo, base: Path, decls: list[ConceptDecl], result: SyncResult,
+                  folders: list[Path] | None = None) -> None:
+    """Undeclared clips and debug folders in the concepts' output folders (all, or `folders`) go when DVC's
+    cache holds them; the others are kept and reported."""
     declared = {Path(p) for d in decls for s in d.scenes for p in s.outs}
-    base = root / outputs_dir(settings, root)
-    if not base.is_dir():
-        return
+    if folders is None:
+        batches = sorted(b for b in base.iterdir() if b.is_dir()) if base.is_dir() else []
+        folders = [c for b in batches for c in sorted(b.iterdir())]
     hashes = HashCache(state_dir(root) / "hashes.json")
-    for batch in sorted(p for p in base.iterdir() if p.is_dir()):
-        for concept in sorted(p for p in batch.iterdir() if p.is_dir()):
-            candidates = [p for p in concept.iterdir() if p.suffix == ".mp4"]
-            if (concept / "debug").is_dir():
-                candidates += [p for p in (concept / "debug").iterdir() if p.is_dir() and p.name.startswith("scene_")]
-            for path in sorted(candidates):
-                rel = path.relative_to(root)
-                if rel in declared:
-                    continue
-                md5 = hashes.dir_hash(path).md5 if path.is_dir() else file_md5(path)
-                if dvcside.cached(repo, md5):
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-                    dvcside.ignore_remove(repo, path)
-                    result.tidied.append(rel.as_posix())
-                else:
-                    result.kept.append(rel.as_posix())
+    for concept in folders:
+        if not concept.is_dir():
+            continue
+        candidates = [p for p in concept.iterdir() if p.suffix == ".mp4"]
+        if (concept / "debug").is_dir():
+            candidates += [p for p in (concept / "debug").iterdir() if p.is_dir() and p.name.startswith("scene_")]
+        for path in sorted(candidates):
+            rel = path.relative_to(root)
+            if rel in declared:
+                continue
+            md5 = hashes.dir_hash(path).md5 if path.is_dir() else hashes.md5(path)
+            if dvcside.cached(repo, md5):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                dvcside.ignore_remove(repo, path)
+                result.tidied.append(rel.as_posix())
+            else:
+                result.kept.append(rel.as_posix())
     hashes.save()
 
 
@@ -207,15 +217,13 @@ def add_concept(root: Path, prompts: Path, frames_dir: Path, batch: str | None =
             frames[scene.number] = frame
         if missing:
             raise InputError(f"{frames_dir}: first frames missing for {concept.name}: {', '.join(missing)}")
-        registered = scan_concepts(root)
-        for ref, _ in registered:
-            if ref.name == concept.name and ref.batch != batch:
-                raise InputError(f"concept {concept.name!r} is already registered in batch {ref.batch!r}; "
-                                 f"`s9 remove {concept.name}` first or add it with --batch {ref.batch}")
+        for other in sorted((root / PROMPTS_ROOT).glob(f"*/{concept.name}")):
+            if other.parent.name != batch:
+                raise InputError(f"concept {concept.name!r} is already registered in batch {other.parent.name!r}; "
+                                 f"`s9 remove {concept.name}` first or add it with --batch {other.parent.name}")
         new = ConceptRef(batch, concept.name)
-        after = sorted([(r, c) for r, c in registered if r.name != concept.name]
-                       + [(new, replace(concept, prompts_path=new.prompts))], key=lambda item: item[0].prompts)
-        pending = _prepare(root, settings, after)  # validates everything before anything is copied
+        # Only this concept's pipeline is written: adding one costs the same in a repo of any size.
+        pending = _prepare(root, settings, [(new, replace(concept, prompts_path=new.prompts))])
         (root / new.prompts).parent.mkdir(parents=True, exist_ok=True)
         (root / new.frames_dir).mkdir(parents=True, exist_ok=True)
         _copy(Path(prompts), root / new.prompts)
@@ -256,14 +264,12 @@ def remove_concept(root: Path, concept: str, *, outputs: bool = False) -> Remove
     root = Path(root).resolve()
     check_concept_name(concept, "concept")
     with locked_repo(root) as repo:
-        registered = scan_concepts(root)
-        refs = [r for r, _ in registered if r.name == concept]
-        if not refs:
+        found = sorted((root / PROMPTS_ROOT).glob(f"*/{concept}"))
+        if not found:
             raise InputError(f"concept {concept!r} is not registered (nothing under {PROMPTS_ROOT}/*/{concept})")
-        ref = refs[0]
-        remaining = [(r, c) for r, c in registered if r.name != concept]
+        ref = ConceptRef(found[0].parent.name, concept)
         settings = project_settings(root)
-        pending = _prepare(root, settings, remaining)  # validates everything before anything is deleted
+        pending = _prepare(root, settings, [], gone=[ref])  # validates everything before anything is deleted
         shutil.rmtree(root / PROMPTS_ROOT / ref.batch / ref.name)
         shutil.rmtree(root / FRAMES_ROOT / ref.batch / ref.name, ignore_errors=True)
         if outputs:

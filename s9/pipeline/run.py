@@ -91,9 +91,11 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
     synced = sync_locked(root, repo, settings)
     chosen, _ = select(synced.decls, targets)
     result = ReproResult(the_plan, Summary([], 0.0, 0))
+    hashes: dict[str, str] = {}
     for decl in chosen:
-        if _resolve_concept(repo, root, decl.ref, settings):
+        if _resolve_concept(repo, root, decl.ref, settings, hashes):
             result.resolved.append(decl.ref.name)
+    warm_hashes(root, hashes)
     # Reloaded after resolving: the jobs are built from the step-7 files the inputs were resolved from.
     chosen = [concept_decl(root, d.ref, settings) for d in chosen]
     report = compute_status(root, targets, settings=settings)
@@ -123,7 +125,7 @@ def _load(repo: Repo, decls: list[ConceptDecl], stale: dict[str, SceneDecl]) -> 
     return loaded
 
 
-def _resolve_concept(repo: Repo, root: Path, ref: ConceptRef, settings: Settings) -> bool:
+def _resolve_concept(repo: Repo, root: Path, ref: ConceptRef, settings: Settings, hashes: dict[str, str]) -> bool:
     """What the `inputs` stage does, in process: write inputs.json and record the stage, when it is stale.
     Its deps are read first and again when recording: a step-7 file edited meanwhile is not recorded."""
     stage = dvcside.load_stages(repo, ref.dvc_file, [INPUTS_STAGE])[INPUTS_STAGE]
@@ -137,6 +139,7 @@ def _resolve_concept(repo: Repo, root: Path, ref: ConceptRef, settings: Settings
     if not dvcside.record(stage, expected_deps=before):
         return False
     dvcside.dump([stage])
+    hashes.update(dvcside.file_hashes(stage))
     return True
 
 
@@ -239,7 +242,7 @@ def _record(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDecl]
         order = {s.stage: i for i, s in enumerate(decl.scenes)}
         dvcside.dump(sorted(mine, key=lambda stage: order.get(stage.name, 0)))
         for stage in mine:
-            hashes.update(dvcside.out_hashes(stage))
+            hashes.update(dvcside.file_hashes(stage))
         write_metrics(root, decl, settings)
     result.recorded = [a for d in decls for a in (s.address for s in d.scenes) if a in recorded]
     warm_hashes(root, hashes)
