@@ -25,7 +25,8 @@ from PIL import Image
 from replicate.exceptions import ModelError, ReplicateError
 from replicate.helpers import FileOutput, transform_output
 
-from s9.fake_replicate import E005, FakeConfig, FakeReplicate, fake_replicate_command
+from s9.fake import E005, FakeConfig, FakeReplicate
+from s9.fake.cli import fake_replicate_command
 
 LATENCY = 0.1
 AUTH = {"Authorization": "Bearer test-token"}
@@ -505,11 +506,19 @@ def test_fake_endpoints(server: FakeReplicate, client: replicate.Client) -> None
 def test_module_imports_without_rendering_or_model_code() -> None:
     # Independent of s9's specs/backends, and importable even where s9.video can't be.
     code = (
-        "import sys, s9; before = set(sys.modules); import s9.fake_replicate; "
+        "import sys, s9; before = set(sys.modules); import s9.fake.server; "
         "print(sorted(m for m in set(sys.modules) - before if m.startswith('s9.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['s9.fake_replicate']"
+    modules = ["s9.fake", *(f"s9.fake.{m}" for m in ("faults", "routes", "schemas", "server", "state"))]
+    assert out.strip() == str(sorted(modules))
+
+
+def test_a_real_run_does_not_load_the_fake_server() -> None:
+    # `s9` mounts `fake-replicate`, but only the command's declaration is imported, never the server.
+    code = "import sys, s9.cli; print(sorted(m for m in sys.modules if m.startswith('s9.fake')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['s9.fake', 's9.fake.cli']"
 
 
 def test_serve_forever_in_own_thread(tmp_path: Path) -> None:
@@ -528,7 +537,7 @@ def test_serve_forever_in_own_thread(tmp_path: Path) -> None:
 def test_cli_prints_base_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert fake_replicate_command.name == "fake-replicate"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "s9.fake_replicate", "--port", "0", "--latency", "0", "--flag-word", "bad",
+        [sys.executable, "-m", "s9.fake", "--port", "0", "--latency", "0", "--flag-word", "bad",
          "--create-then-error", "2", "--list-page-size", "7", "--workdir", str(tmp_path / "wd"), "-v"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -25,7 +25,7 @@ from s9.backends import get_backend
 from s9.backends.replicate import NO_TOKEN, Policy, ReplicateBackend, resolve_credentials
 from s9.cli import cli
 from s9.errors import GenerationError, InputError
-from s9.fake_replicate import E005, FakeConfig, FakeReplicate
+from s9.fake import E005, FakeConfig, FakeReplicate
 from s9.job import Job, build_concept_jobs
 from s9.journal import Journal
 from s9.params import Settings
@@ -601,7 +601,7 @@ def test_token_scrubbed_from_errors(server: FakeReplicate, workdir: Path) -> Non
     assert TOKEN not in repr(err.value) and TOKEN not in job.error_file.read_text()
     server.config.expected_token = None
     b = backend(s)
-    assert b._scrub(f"detail: Bearer {TOKEN} and {TOKEN}") == "detail: Bearer [redacted] and [redacted]"
+    assert b.session.scrub(f"detail: Bearer {TOKEN} and {TOKEN}") == "detail: Bearer [redacted] and [redacted]"
 
 
 def test_rejected_token_is_exit_2_before_any_upload(server: FakeReplicate, workdir: Path) -> None:
@@ -656,10 +656,9 @@ def test_http_requests_per_clip_stay_small(server: FakeReplicate, workdir: Path)
 
 def test_refuses_non_http_output_urls(server: FakeReplicate, workdir: Path) -> None:
     s = settings()
-    job = jobs_for(workdir, s, scenes=scenes(1), frames=True)[0]
     b = backend(s)
     dest = workdir / "out.mp4"
     for url in ("file:///etc/passwd", "ftp://example.com/x.mp4", "data:video/mp4;base64,AAAA"):
         with pytest.raises(GenerationError, match="not an http"):
-            b._download(job, "pid", url, dest)
+            b.downloads.download("pid", url, dest)
     assert not dest.exists()
