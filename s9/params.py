@@ -13,6 +13,8 @@ from .scenes import check_concept_name, parse_duration
 from .yamlio import parse_yaml, read_yaml
 
 BACKENDS = ("offline", "replicate")
+# Scene continuity: with next_first_frame, scene N ends on scene N+1's first frame (models that take an end frame).
+CONTINUITY = ("none", "next_first_frame")
 PARAMS_FILE = "params.yaml"
 
 # The video_settings keys that shape a clip: DVC scene stages depend on exactly these.
@@ -27,6 +29,7 @@ class Settings:
     resolution: str = "720p"
     generate_audio: bool = True
     backend: str = "offline"
+    continuity: str = "none"
     max_workers: int = 3
     prediction_timeout_seconds: float = 1800.0
     outputs_dir: Path = Path("outputs")
@@ -74,6 +77,11 @@ def validate(s: Settings, source: str) -> Settings:
         raise InputError(
             f"{_where(source, 'video_settings.backend')}: unknown backend {s.backend!r} "
             f"(valid: {', '.join(BACKENDS)})"
+        )
+    if s.continuity not in CONTINUITY:
+        raise InputError(
+            f"{_where(source, 'video_settings.continuity')}: unknown continuity {s.continuity!r} "
+            f"(valid: {', '.join(CONTINUITY)})"
         )
     if isinstance(s.max_workers, bool) or not isinstance(s.max_workers, int) or not 1 <= s.max_workers <= 64:
         raise InputError(f"{_where(source, 'video_settings.max_workers')}: must be a whole number from 1 to 64")

@@ -34,6 +34,10 @@ import click
 @click.option("--truncate-downloads", default=0, type=int, help="Send only half of the next N clips.")
 @click.option("--truncate-mode", type=click.Choice(["short", "abort"]), default="short", show_default=True,
               help="short: honest half-length response; abort: full Content-Length, then hang up.")
+@click.option("--gone-model", "gone_models", multiple=True, metavar="OWNER/NAME[=404|410]",
+              help="A model that is gone: its endpoint and creates answer 404 (or 410, 'deprecated'). Repeatable.")
+@click.option("--output-ttl", default=3600.0, type=float, show_default=True,
+              help="Seconds after a prediction ends until its data (output included) is removed.")
 @click.option("--render-workers", default=2, type=int, show_default=True, help="Clips rendered in parallel.")
 @click.option("--shared-renders", is_flag=True,
               help="Serve one clip per size/duration/audio to every prediction (load tests, benchmarks).")
@@ -46,7 +50,7 @@ def fake_replicate_command(host: str, port: int, latency: float, flag_word: str 
                            server_error_creates: int, server_error_gets: int, create_then_error: int,
                            list_page_size: int, fail_uploads: int, expire_outputs: int,
                            truncate_downloads: int, truncate_mode: str,
-                           render_workers: int, shared_renders: bool,
+                           gone_models: tuple[str, ...], output_ttl: float, render_workers: int, shared_renders: bool,
                            certfile: str | None, keyfile: str | None, workdir: Path | None,
                            verbose: bool) -> None:
     """Run a local Replicate-compatible server; prints REPLICATE_BASE_URL=<url> first."""
@@ -59,7 +63,7 @@ def fake_replicate_command(host: str, port: int, latency: float, flag_word: str 
         server_error_creates=server_error_creates, server_error_gets=server_error_gets,
         create_then_error=create_then_error, list_page_size=list_page_size,
         fail_uploads=fail_uploads, expire_outputs=expire_outputs, truncate_downloads=truncate_downloads,
-        truncate_mode=truncate_mode,
+        truncate_mode=truncate_mode, gone_models=_gone(gone_models), output_ttl=output_ttl,
         render_workers=render_workers, shared_renders=shared_renders,
     )
     server = FakeReplicate(host, port, config=config, certfile=certfile, keyfile=keyfile, workdir=workdir,
@@ -82,6 +86,17 @@ def fake_replicate_command(host: str, port: int, latency: float, flag_word: str 
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, handler)
+
+
+def _gone(values: tuple[str, ...]) -> dict[str, int]:
+    gone: dict[str, int] = {}
+    for value in values:
+        model, _, status = value.partition("=")
+        if "/" not in model or status not in ("", "404", "410"):
+            raise click.BadParameter(f"{value!r}: expected OWNER/NAME, OWNER/NAME=404 or OWNER/NAME=410",
+                                     param_hint="--gone-model")
+        gone[model] = int(status or 404)
+    return gone
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -39,6 +39,14 @@ class FakeConfig:
     # One clip per (size, duration, audio) for every prediction, ignoring prompt and image: for load tests and
     # benchmarks where rendering would swamp the orchestration being measured. Outputs stay valid clips.
     shared_renders: bool = False
+    # Seconds after a prediction ends until its data is removed (`data_removed: true`, no input, output or
+    # logs; its output URL answers 404), as the real API does after an hour for predictions made by API.
+    output_ttl: float = 3600.0
+    # Models that are gone: model id -> 404 or 410 on the model endpoint and on create (a 410 says deprecated).
+    gone_models: dict[str, int] = field(default_factory=dict)
+    # A live schema that differs from the fake's table: model id -> {field: null (gone) | {attribute: value}},
+    # e.g. {"google/veo-3.1-fast": {"aspect_ratio": {"choices": ["16:9", "9:16"]}}}. Served and enforced.
+    schema_patches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a dict of changes, checking names and types; raises ValueError naming a bad field."""
@@ -63,6 +71,10 @@ class FakeConfig:
                     raise ValueError(f"{name} must be a boolean")
             elif kind is str and not isinstance(value, str):
                 raise ValueError(f"{name} must be a string")
+            elif kind is dict and not isinstance(value, dict):
+                raise ValueError(f"{name} must be an object")
+            if name == "gone_models" and any(code not in (404, 410) for code in value.values()):
+                raise ValueError("gone_models maps a model id to 404 or 410")
             if name == "truncate_mode" and value not in ("short", "abort"):
                 raise ValueError("truncate_mode must be 'short' or 'abort'")
         for name, value in changes.items():

@@ -8,12 +8,23 @@ import json
 import math
 import re
 import sys
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
-from .schemas import MODELS, validate_input
-from .state import ApiError, FileRecord, PredictionRecord, decode_cursor, encode_cursor, parse_prefer_wait
+from .schemas import MODELS, model_json, validate_input
+from .state import (
+    ApiError,
+    FileRecord,
+    PredictionRecord,
+    decode_cursor,
+    encode_cursor,
+    iso,
+    parse_cancel_after,
+    parse_prefer_wait,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from .server import FakeReplicate, _HTTPServer
@@ -23,6 +34,7 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("/v1/files", re.compile(r"/v1/files")),
     ("/v1/files/{id}", re.compile(r"/v1/files/(?P<id>[^/]+)")),
     ("/v1/files/{id}/download", re.compile(r"/v1/files/(?P<id>[^/]+)/download")),
+    ("/v1/models/{owner}/{name}", re.compile(r"/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)")),
     ("/v1/models/{owner}/{name}/predictions",
      re.compile(r"/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predictions")),
     ("/v1/predictions", re.compile(r"/v1/predictions")),
@@ -202,31 +214,54 @@ class Handler(BaseHTTPRequestHandler):
     _head_file_download = _get_file_download
 
     # -- predictions ------------------------------------------------------------------------------
+    def _get_model(self, body: bytes, owner: str, name: str) -> None:
+        model = f"{owner}/{name}"
+        self._check_model(model)
+        with self.fake._lock:
+            patches = dict(self.fake.config.schema_patches)
+        self._json(200, model_json(model, self._base(), iso(self.fake.started_at), patches))
+
+    def _check_model(self, model: str) -> None:
+        gone = self.fake.config.gone_models.get(model)
+        if gone == 410:
+            raise ApiError(410, f"Model {model} is deprecated and no longer available.")
+        if gone is not None or model not in MODELS:
+            raise ApiError(404, "The requested resource could not be found.")
+
     def _post_model_predictions(self, body: bytes, owner: str, name: str) -> None:
         model = f"{owner}/{name}"
         if self.fake._take("rate_limit_creates"):
             wait = max(0, math.ceil(self.fake.config.retry_after))
             raise ApiError(429, f"Request was throttled. Expected available in {wait} second"
-                            f"{'' if wait == 1 else 's'}.", headers={"Retry-After": str(wait)})
+                           f"{'' if wait == 1 else 's'}.", headers={"Retry-After": str(wait)})
         if self.fake._take("server_error_creates"):
             status = self.fake.config.server_error_status
             raise ApiError(status, "The service is temporarily unavailable. Please try again later.")
-        if model not in MODELS:
-            raise ApiError(404, "The requested resource could not be found.")
+        self._check_model(model)
         try:
             data = json.loads(body or b"null")
         except ValueError as exc:
             raise ApiError(400, "Request body is not valid JSON.") from exc
         if not isinstance(data, dict) or "input" not in data:
             raise ApiError(422, "- (root): input is required\n", title="Input validation failed",
-                            invalid_fields=[{"type": "required", "field": "(root)",
-                                             "description": "input is required"}])
-        problems = validate_input(model, data["input"])
+                           invalid_fields=[{"type": "required", "field": "(root)",
+                                            "description": "input is required"}])
+        with self.fake._lock:
+            patches = dict(self.fake.config.schema_patches)
+        problems = validate_input(model, data["input"], patches)
         if problems:
             detail = "".join(f"- {p['field']}: {p['description']}\n" for p in problems)
             raise ApiError(422, detail, title="Input validation failed", invalid_fields=problems)
+        cancel_after = None
+        header = self.headers.get("Cancel-After")
+        if header is not None:
+            seconds = parse_cancel_after(header)
+            if seconds is None:
+                raise ApiError(400, f"Invalid Cancel-After header {header[:40]!r}: expected a duration such as 90s, "
+                                    "5m or 1h30m.")
+            cancel_after = (header, seconds)
         prefer = self.headers.get("Prefer")
-        p = self.fake._create_prediction(model, data, prefer)
+        p = self.fake._create_prediction(model, data, prefer, cancel_after)
         if self.fake._take("create_then_error"):
             # Created (and running, and billed) -- but the client only hears of a gateway failure.
             raise ApiError(502, "Bad gateway: the upstream server did not answer in time.")
@@ -244,10 +279,18 @@ class Handler(BaseHTTPRequestHandler):
         cursor = (query.get("cursor") or [None])[0]
         size = max(1, self.fake.config.list_page_size)
         base = self._base()
+        # created_after / created_before narrow the listing, as on the real API; cursors keep them.
+        window = {k: query[k][0] for k in ("created_after", "created_before") if query.get(k)}
+        bounds = {k: _parse_time(v, k) for k, v in window.items()}
+        carry = "".join(f"&{k}={quote(v)}" for k, v in window.items())
         with self.fake._lock:
             everything = sorted(self.fake._predictions.values(), key=lambda p: p.seq, reverse=True)
             for p in everything:
                 self.fake._advance(p)
+            if "created_after" in bounds:
+                everything = [p for p in everything if p.created_at > bounds["created_after"]]
+            if "created_before" in bounds:
+                everything = [p for p in everything if p.created_at < bounds["created_before"]]
             if cursor is None:
                 page = everything[:size]
             else:
@@ -258,10 +301,12 @@ class Handler(BaseHTTPRequestHandler):
                     page = [p for p in everything if p.seq > seq][-size:]
             older = bool(page) and everything[-1].seq < page[-1].seq
             newer = bool(page) and everything[0].seq > page[0].seq
+            cursor_url = f"{base}/v1/predictions?cursor="
+            ttl = self.fake.config.output_ttl
             data = {
-                "next": f"{base}/v1/predictions?cursor={encode_cursor('before', page[-1].seq)}" if older else None,
-                "previous": f"{base}/v1/predictions?cursor={encode_cursor('after', page[0].seq)}" if newer else None,
-                "results": [p.json(base) for p in page],
+                "next": f"{cursor_url}{encode_cursor('before', page[-1].seq)}{carry}" if older else None,
+                "previous": f"{cursor_url}{encode_cursor('after', page[0].seq)}{carry}" if newer else None,
+                "results": [p.json(base, ttl=ttl) for p in page],
             }
             if self.fake.config.list_omits_input:
                 for item in data["results"]:
@@ -277,20 +322,21 @@ class Handler(BaseHTTPRequestHandler):
         p = self._lookup_prediction(id)
         with self.fake._lock:
             self.fake._advance(p)
-            self._json(200, p.json(self._base()))
+            self._json(200, p.json(self._base(), ttl=self.fake.config.output_ttl))
 
     def _post_prediction_cancel(self, body: bytes, id: str) -> None:
         p = self._lookup_prediction(id)
         self.fake._cancel(p)
         with self.fake._lock:
-            self._json(200, p.json(self._base()))
+            self._json(200, p.json(self._base(), ttl=self.fake.config.output_ttl))
 
     def _get_output(self, body: bytes, id: str) -> None:
         with self.fake._lock:
             p = self.fake._predictions.get(id)
             if p is not None:
                 self.fake._advance(p)
-        if p is None or p.status != "succeeded" or p.output_path is None:
+        if p is None or p.status != "succeeded" or p.output_path is None or p.data_removed(
+                self.fake.config.output_ttl):
             raise ApiError(404, "Not found.")
         if self.fake._take("expire_outputs"):
             raise ApiError(410, "This output has expired.")
@@ -348,6 +394,7 @@ _HANDLER_SUFFIX = {
     "/v1/files": "_files",
     "/v1/files/{id}": "_file",
     "/v1/files/{id}/download": "_file_download",
+    "/v1/models/{owner}/{name}": "_model",
     "/v1/models/{owner}/{name}/predictions": "_model_predictions",
     "/v1/predictions": "_predictions",
     "/v1/predictions/{id}": "_prediction",
@@ -361,3 +408,15 @@ _TITLES = {
     502: "Bad Gateway", 503: "Service Unavailable",
 }
 
+
+
+def _parse_time(text: str, name: str) -> datetime:
+    """An ISO 8601 time from a query parameter (a trailing Z, any fraction); a 400 naming it when unreadable."""
+    value = text.strip()
+    value = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
+    value = re.sub(r"(\.\d{6})\d+", r"\1", value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an ISO 8601 time, got {text[:40]!r}.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=utc_now().tzinfo)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from .faults import FakeConfig
 from .routes import Handler
-from .schemas import MODELS
+from .schemas import effective
 from .state import E005, FileRecord, PredictionRecord, iso, new_id, utc_now
 
 
@@ -73,6 +73,7 @@ class FakeReplicate:
         self._files: dict[str, FileRecord] = {}
         self._predictions: dict[str, PredictionRecord] = {}
         self._seq = 0
+        self.started_at = utc_now()  # what the served models give as their latest version's date
         self._renders: dict[str, Future[tuple[Path, datetime]]] = {}  # render key -> job; identical inputs render once
         self._requests: list[dict[str, Any]] = []
         self._stats: Counter[str] = Counter()
@@ -153,6 +154,7 @@ class FakeReplicate:
                     "error": p.error, "prefer": p.prefer, "render": dict(p.render),
                     "created_at": iso(p.created_at),
                     "completed_at": iso(p.completed_at) if p.completed_at else None,
+                    "cancel_after": p.cancel_after, "deadline": iso(p.deadline) if p.deadline else None,
                 })
             return out
 
@@ -219,15 +221,20 @@ class FakeReplicate:
         return f.path if f else None
 
     # -- predictions ------------------------------------------------------------------------------
-    def _create_prediction(self, model: str, data: dict[str, Any], prefer: str | None) -> PredictionRecord:
-        spec = MODELS[model]
+    def _create_prediction(self, model: str, data: dict[str, Any], prefer: str | None,
+                           cancel_after: tuple[str, float] | None = None) -> PredictionRecord:
+        spec = effective(model, self.config.schema_patches)
         inp = data["input"]
         value = {name: inp.get(name, f.default) for name, f in spec.fields.items()}
-        aspect = value["aspect_ratio"]
-        width, height = spec.sizes[aspect]
         audio = spec.has_audio and bool(value.get("generate_audio", False))
         image_uri = value.get(spec.image_field)
         first_frame = self._file_for_uri(image_uri) if image_uri else None
+        end_uri = value.get(spec.end_field) if spec.end_field else None
+        end_frame = self._file_for_uri(end_uri) if end_uri else None
+        if spec.sizes is None:  # the clip takes the first image's shape
+            width, height = _shape_of(first_frame)
+        else:
+            width, height = spec.sizes[value["aspect_ratio"]]
         prompt = str(value["prompt"])
         flag = self.config.flag_word
         render = {
@@ -235,11 +242,15 @@ class FakeReplicate:
             # Where the first frame came from: "file" (our upload), "data" (data: URI) or "generated".
             "fps": 24, "first_frame": ("data" if image_uri.startswith("data:") else "file") if first_frame
             else "generated",
+            # The end frame (continuity), resolved the same way; None when the input has none.
+            "end_frame": (("data" if end_uri.startswith("data:") else "file") if end_frame else "unresolved")
+            if end_uri else None,
         }
         p = PredictionRecord(
             id=new_id(), model=model, input=inp, t0=time.monotonic(), latency=self.config.latency,
             created_at=utc_now(), flagged=bool(flag) and flag.lower() in prompt.lower(), render=render,
-            prefer=prefer,
+            prefer=prefer, cancel_after=cancel_after[0] if cancel_after else None,
+            deadline_after=cancel_after[1] if cancel_after else None,
         )
         # Seed from model + input so identical requests give identical clips (and share one render).
         seed = hashlib.sha256(json.dumps([model, inp], sort_keys=True).encode()).hexdigest()[:16]
@@ -302,16 +313,25 @@ class FakeReplicate:
         """Move a prediction along its timeline: starting -> processing -> terminal (after latency).
 
         State is computed on access (GET, wait, introspection), so no timer thread per prediction;
-        timestamps are the logical ones, not the moment somebody happened to look.
+        timestamps are the logical ones, not the moment somebody happened to look. A Cancel-After deadline
+        it cannot finish by ends it there: ``aborted`` if it had not started (not charged), else ``canceled``.
         """
         with self._lock:
             if p.terminal:
                 return
             elapsed = time.monotonic() - p.t0
-            if elapsed >= p.latency / 2 and p.started_at is None:
+            limit = p.deadline_after
+            if elapsed >= p.latency / 2 and p.started_at is None and (limit is None or p.latency / 2 < limit):
                 p.status = "processing"
                 p.started_at = p.created_at + timedelta(seconds=p.latency / 2)
                 p.logs = "Generating video...\n"
+            if limit is not None and elapsed >= limit and not self._done_by(p, limit):
+                at = p.created_at + timedelta(seconds=limit)
+                if p.started_at is None:
+                    self._end(p, "aborted", at, "Prediction aborted: its deadline passed before it started.\n")
+                else:
+                    self._end(p, "canceled", at, "Prediction canceled: its deadline passed.\n")
+                return
             if elapsed < p.latency:
                 return
             due = p.created_at + timedelta(seconds=p.latency)
@@ -339,19 +359,51 @@ class FakeReplicate:
                 # Wake for render completion or cancel (notify), or to re-check the latency clock.
                 self._changed.wait(min(remaining, 0.05))
 
+    def _done_by(self, p: PredictionRecord, limit: float) -> bool:
+        """Whether the prediction ends on its own no later than `limit` seconds after creation."""
+        if p.latency > limit:
+            return False
+        if p.flagged:
+            return True
+        if p.job is None or not p.job.done():
+            return False
+        if p.job.cancelled() or p.job.exception() is not None:
+            return True
+        return p.job.result()[1] <= p.created_at + timedelta(seconds=limit)
+
     def _cancel(self, p: PredictionRecord) -> None:
         with self._lock:
             self._advance(p)
             if p.terminal:
                 return
-            p.status = "canceled"
             p.started_at = p.started_at or utc_now()
-            p.completed_at = utc_now()
-            p.logs += "Prediction canceled.\n"
-            # Drop a queued render nobody else is waiting for, so cancel-heavy runs don't queue waste.
-            job = p.job
-            shared = any(q is not p and q.job is job and q.status != "canceled" for q in self._predictions.values())
-            if job is not None and not shared and job.cancel():
-                self._renders = {k: v for k, v in self._renders.items() if v is not job}
+            self._end(p, "canceled", utc_now(), "Prediction canceled.\n")
         self._notify()
 
+    def _end(self, p: PredictionRecord, status: str, at: datetime, log: str) -> None:
+        """End a prediction early (canceled, or its deadline reached); called with the lock held."""
+        p.status, p.completed_at = status, at
+        p.logs += log
+        # Drop a queued render nobody else is waiting for, so cancel-heavy runs don't queue waste.
+        job = p.job
+        ended = ("canceled", "aborted")
+        shared = any(q is not p and q.job is job and q.status not in ended for q in self._predictions.values())
+        if job is not None and not shared and job.cancel():
+            self._renders = {k: v for k, v in self._renders.items() if v is not job}
+
+
+
+def _shape_of(image: Path | None) -> tuple[int, int]:
+    """A 720p-class size with the aspect (16:9, 9:16 or 1:1, the nearest) of `image`; 16:9 without one."""
+    if image is None:
+        return 1280, 720
+    from PIL import Image  # lazy, as elsewhere
+
+    try:
+        with Image.open(image) as img:
+            w, h = img.size
+    except OSError:
+        return 1280, 720
+    ratio = w / h if h else 16 / 9
+    options = {16 / 9: (1280, 720), 9 / 16: (720, 1280), 1.0: (720, 720)}
+    return options[min(options, key=lambda r: abs(r - ratio))]

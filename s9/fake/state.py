@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -59,26 +60,38 @@ class PredictionRecord:
     error: str | None = None
     logs: str = ""
     job: Future[tuple[Path, datetime]] | None = None
+    deadline_after: float | None = None  # Cancel-After, in seconds from creation
+    cancel_after: str | None = None  # the header as received
 
     @property
     def terminal(self) -> bool:
-        return self.status in ("succeeded", "failed", "canceled")
+        return self.status in TERMINAL
 
-    def json(self, base: str, status: str | None = None) -> dict[str, Any]:
+    @property
+    def deadline(self) -> datetime | None:
+        return None if self.deadline_after is None else self.created_at + timedelta(seconds=self.deadline_after)
+
+    def data_removed(self, ttl: float | None) -> bool:
+        """Past its retention: the real API removes input, output and logs an hour after a prediction ends."""
+        return (ttl is not None and self.terminal and self.completed_at is not None
+                and (utc_now() - self.completed_at).total_seconds() >= ttl)
+
+    def json(self, base: str, status: str | None = None, ttl: float | None = None) -> dict[str, Any]:
         status = status or self.status
-        done = status in ("succeeded", "failed", "canceled")
+        done = status in TERMINAL
+        removed = status == self.status and self.data_removed(ttl)
         data: dict[str, Any] = {
             "id": self.id,
             "model": self.model,
             "version": "hidden",  # official models don't expose versions
-            "input": self.input,
+            "input": {} if removed else self.input,
             "status": status,
-            "output": f"{base}/v1/outputs/{self.id}.mp4" if status == "succeeded" else None,
+            "output": f"{base}/v1/outputs/{self.id}.mp4" if status == "succeeded" and not removed else None,
             "error": self.error if status == "failed" else None,
-            "logs": self.logs if status != "starting" else "",
+            "logs": self.logs if status != "starting" and not removed else "",
             "metrics": {},
             "source": "api",
-            "data_removed": False,
+            "data_removed": removed,
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at) if self.started_at and status != "starting" else None,
             "completed_at": iso(self.completed_at) if done and self.completed_at else None,
@@ -87,13 +100,36 @@ class PredictionRecord:
                 "cancel": f"{base}/v1/predictions/{self.id}/cancel",
             },
         }
-        if status == "succeeded" and self.started_at and self.completed_at:
+        if self.deadline is not None:
+            data["deadline"] = iso(self.deadline)
+        if status in ("succeeded", "canceled") and self.started_at and self.completed_at:
             data["metrics"] = {
                 "predict_time": round((self.completed_at - self.started_at).total_seconds(), 6),
                 "total_time": round((self.completed_at - self.created_at).total_seconds(), 6),
-                "video_output_duration_seconds": self.render["duration"],
             }
+            if status == "succeeded":
+                data["metrics"]["video_output_duration_seconds"] = self.render["duration"]
         return data
+
+
+#: "aborted": ended by its Cancel-After deadline before it started (not charged).
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+
+
+def parse_cancel_after(header: str) -> float | None:
+    """Seconds from a ``Cancel-After`` duration: Go-style ``90s``, ``5m``, ``1h30m``, ``1.5s``, or bare seconds.
+
+    None when unreadable or not positive."""
+    text = header.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+        return seconds if seconds > 0 else None
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    seconds = sum(float(n) * scale[u] for n, u in parts)
+    return seconds if seconds > 0 else None
 
 
 def iso(moment: datetime) -> str:
