@@ -42,6 +42,7 @@ CANCEL = "POST /v1/predictions/{id}/cancel"
 LIST = "GET /v1/predictions"
 UPLOAD = "POST /v1/files"
 ACCOUNT = "GET /v1/account"
+SCHEMA = "GET /v1/models/{owner}/{name}"
 OUTPUT = "GET /v1/outputs/{id}.mp4"
 # Quick polling and backoff so in-process tests spend their time rendering, not sleeping. Creates are held
 # with Prefer: wait=60 as shipped; NO_WAIT is the old create-then-poll path.
@@ -170,10 +171,11 @@ def test_each_model_end_to_end_with_exact_payload(
     # Exactly the payload the job describes, with the uploaded file's URL as the first frame.
     assert record["model"] == model
     assert record["input"] == job.api_input(image_url)
-    # The token check, then held open until done: upload, create, download -- no status checks, no listing.
-    assert record["prefer"] == "wait=60"
-    assert hits(srv, ACCOUNT) == 1
-    assert hits(srv, GET) == 0 and hits(srv, LIST) == 0 and srv.stats()["total"] == 4
+    # The token check and the model's schema, then held open until done: upload, create, download -- no status
+    # checks, no listing. The server ends the prediction itself at the run's timeout (Cancel-After).
+    assert record["prefer"] == "wait=60" and record["cancel_after"] == "1800s"
+    assert hits(srv, ACCOUNT) == 1 and hits(srv, SCHEMA) == 1
+    assert hits(srv, GET) == 0 and hits(srv, LIST) == 0 and srv.stats()["total"] == 5
     assert record["render"]["first_frame"] == "file"  # the fake resolved our upload, not a placeholder
     assert upload["status"] == 201
     debug = job.debug_file.read_text()
@@ -184,6 +186,18 @@ def test_each_model_end_to_end_with_exact_payload(
     entry = Journal().get(job.fingerprint)
     assert entry is not None and (entry.prediction_id, entry.state) == (record["id"], "succeeded")
     assert entry.input == record["input"] and entry.submitted_at  # what was sent, and when
+    assert entry.deadline == record["deadline"]  # the server's deadline, journaled
+    # What it cost: seconds of output x the model's price, and the time the API reports it ran.
+    assert entry.billed["prediction_id"] == record["id"] and entry.billed["output_seconds"] == job.duration
+    assert entry.billed["cost_usd"] == pytest.approx(job.duration * s.price_per_second(model))
+    assert entry.billed["predict_time"] is not None
+    # The schema is cached for a day: the next run does not fetch it again.
+    srv.reset()
+    job.output.unlink()
+    again = backend(s)
+    run_job(job, again)
+    again.close()
+    assert hits(srv, SCHEMA) == 0 and hits(srv, CREATE) == 0  # and the clip was not paid for twice
 
 
 def test_upload_once_per_distinct_image(server: FakeReplicate, workdir: Path) -> None:
@@ -594,7 +608,11 @@ def test_token_scrubbed_from_errors(server: FakeReplicate, workdir: Path) -> Non
         backend(s)
     assert str(rejected.value).startswith("the Replicate API rejected the token (Unauthenticated (HTTP 401))")
     assert TOKEN not in repr(rejected.value) and hits(server, UPLOAD) == 0
-    # A token revoked mid-run: the 401 is reported per scene without echoing anything secret.
+    # A token revoked mid-run (the model's schema was fetched before): the 401 is reported per scene without
+    # echoing anything secret.
+    server.config.expected_token = TOKEN
+    backend(s).preflight([job])
+    server.config.expected_token = "r8_the_right_one"
     with pytest.raises(GenerationError) as err:
         run_job(job, ReplicateBackend(s, policy=FAST))
     assert str(err.value) == "Could not upload image: Unauthenticated (HTTP 401)"

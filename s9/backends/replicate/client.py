@@ -2,17 +2,22 @@
 
 `Session` is what the backend's parts share: one client per run (built lazily, thread-safe), the Ctrl-C event,
 request counters, and `scrub` for anything about to be shown to a person.
+
+Predictions are read as JSON through the client's own request method (its auth, base URL and GET retries),
+into `Pred`, not the client's `Prediction` model: replicate 1.0.x validates `status` against the list it
+knows, and a prediction a `Cancel-After` deadline ended is ``aborted`` -- which that model cannot even hold.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +30,10 @@ from ...errors import GenerationError, InputError
 
 TOKEN_VARS = ("REPLICATE_API_TOKEN", "REPLICATE_API_KEY")
 NO_TOKEN = "no Replicate API token: set REPLICATE_API_TOKEN (or REPLICATE_API_KEY) in the environment or in .env"
+BAD_TOKEN = (
+    "the Replicate API token is malformed: it must be printable ASCII with no spaces or line breaks (its value "
+    "is not shown); set REPLICATE_API_TOKEN (or REPLICATE_API_KEY) again in the environment or in .env"
+)
 REDACTED = "[redacted]"
 
 T = TypeVar("T")
@@ -49,6 +58,8 @@ class Policy:
     list_pages: int = 5  # ...or at most this many pages (100 predictions each on the real API)
     list_gets: int = 10  # candidates fetched one by one when a listing leaves `input` out
     cancel_list_seconds: float = 5.0  # how long Ctrl-C keeps listing for creates that are still held open
+    output_ttl: float = 3600.0  # the API deletes a prediction's output this long after it ends
+    schema_ttl: float = 86400.0  # a fetched model schema is used this long before it is fetched again
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Policy:
@@ -81,6 +92,43 @@ def resolve_credentials(
         return None
 
     return first(*TOKEN_VARS), first("REPLICATE_BASE_URL")
+
+
+def token_is_well_formed(token: str) -> bool:
+    """Printable ASCII, no whitespace: anything else cannot be a Replicate token, and would end up in an HTTP
+    header (a newline splits it; a non-ASCII character makes httpx raise an error that quotes it)."""
+    return bool(token) and all(33 <= ord(c) <= 126 for c in token)
+
+
+@dataclass(frozen=True)
+class Pred:
+    """A prediction as the API returned it, whatever its status (``aborted`` included)."""
+
+    id: str
+    model: str | None
+    status: str
+    input: dict[str, Any] | None = None
+    output: Any = None
+    error: str | None = None
+    created_at: str | None = None
+    completed_at: str | None = None
+    deadline: str | None = None
+    data_removed: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Pred:
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise ValueError("the API answered with something that is not a prediction")
+        error = data.get("error")
+        return cls(
+            id=data["id"], model=data.get("model"), status=str(data.get("status") or "unknown"),
+            input=data.get("input") if isinstance(data.get("input"), dict) else None,
+            output=data.get("output"), error=None if error is None else str(error),
+            created_at=data.get("created_at"), completed_at=data.get("completed_at"), deadline=data.get("deadline"),
+            data_removed=bool(data.get("data_removed")),
+            metrics=data.get("metrics") if isinstance(data.get("metrics"), dict) else {},
+        )
 
 
 class Gone(Exception):
@@ -125,8 +173,7 @@ class Session:
     def api(self) -> replicate.Client:
         with self.lock:
             if self._client is None:
-                if not self.token:
-                    raise InputError(NO_TOKEN)
+                self._check_token_shape()
                 kwargs = dict(self._client_kwargs)
                 hooks = dict(kwargs.pop("event_hooks", {}) or {})
                 hooks["response"] = [*hooks.get("response", []), self._remember_retry_after]
@@ -135,6 +182,26 @@ class Session:
                 self._http = client._client
                 self._client = client
             return self._client
+
+    def _check_token_shape(self) -> None:
+        if not self.token:
+            raise InputError(NO_TOKEN)
+        if not token_is_well_formed(self.token):
+            raise InputError(BAD_TOKEN)
+
+    def get_json(self, path: str) -> Any:
+        """GET through the client (auth, base URL, its retries on 429/503/504); the decoded JSON."""
+        return self.api()._request("GET", path).json()
+
+    def post_json(self, path: str, body: Any = None, headers: Mapping[str, str] | None = None,
+                  timeout: httpx.Timeout | None = None) -> Any:
+        """POST through the client (never retried by it); the decoded JSON."""
+        kwargs: dict[str, Any] = {"headers": dict(headers or {})}
+        if body is not None:
+            kwargs["json"] = body
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        return self.api()._request("POST", path, **kwargs).json()
 
     @property
     def started(self) -> bool:
@@ -163,8 +230,7 @@ class Session:
         A rejected token is bad input (exit 2) rather than every scene failing one by one; an API that
         cannot be reached fails the run before anything is uploaded or paid for.
         """
-        if not self.token:
-            raise InputError(NO_TOKEN)
+        self._check_token_shape()  # before any request: a malformed token is never sent, nor echoed
         try:
             self.api().accounts.current()
         except ReplicateError as exc:
@@ -190,9 +256,14 @@ class Session:
             raise GenerationError(f"canceled (interrupted){what}")
 
     def scrub(self, text: str) -> str:
-        """Remove the token from text we are about to show, however it got there."""
-        if self.token and len(self.token) >= 4:
-            text = text.replace(self.token, REDACTED)
+        """Remove the token from text we are about to show, however it got there: as is, as repr() or JSON
+        would escape it, and each of its lines (a header split at a newline shows them apart)."""
+        token = self.token
+        if token and len(token) >= 4:
+            forms = {token, repr(token)[1:-1], json.dumps(token)[1:-1], token.encode("unicode_escape").decode()}
+            forms |= {part for part in re.split(r"\s+", token) if len(part) >= 4}
+            for form in sorted(forms, key=len, reverse=True):
+                text = text.replace(form, REDACTED)
         return re.sub(r"(?i)\b(bearer|token)\s+[A-Za-z0-9_\-.]{8,}", rf"\1 {REDACTED}", text)
 
     # -- POST with backoff ------------------------------------------------------------------------
