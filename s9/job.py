@@ -237,7 +237,9 @@ def build_job(
         preview_size=model.preview_size(aspect, resolution),
     )
     job = _with_fingerprint(job)
-    rules = model.rules(job.api_input(IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER))
+    # Image fields show as the files a person knows, not as URLs that do not exist yet.
+    shown = portable_path(end_frame, concept.prompts_path) if end_frame is not None else None
+    rules = model.rules(job.api_input(job.first_frame_display, shown))
     if rules:  # cross-field rules: refused before anything is spent
         raise InputError(rules[0].line(model.id, label))
     return job

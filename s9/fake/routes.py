@@ -84,7 +84,7 @@ class Handler(BaseHTTPRequestHandler):
         if self._route is not None:
             # Record before the client can see the response, so a test reading the log right after
             # a request always finds it there.
-            self.fake._record(self.command, self.path, self._route, status)
+            self.fake._record(self.command, self.path, self._route, status, self.headers.get("Cancel-After"))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body) if length is None else length))

@@ -159,7 +159,7 @@ class FakeReplicate:
             return out
 
     def requests(self) -> list[dict[str, Any]]:
-        """Every /v1 request seen: method, path, status and wall-clock time (never headers)."""
+        """Every /v1 request seen: method, path, status, wall-clock time and Cancel-After (no other header)."""
         with self._lock:
             return [dict(r) for r in self._requests]
 
@@ -174,10 +174,11 @@ class FakeReplicate:
             self._requests.clear()
             self._stats.clear()
 
-    def _record(self, method: str, path: str, route: str, status: int) -> None:
+    def _record(self, method: str, path: str, route: str, status: int, cancel_after: str | None = None) -> None:
         with self._lock:
+            # Never the Authorization header; Cancel-After is kept, to check every create carried a deadline.
             self._requests.append({"method": method, "path": path, "route": route, "status": status,
-                                   "time": time.time()})
+                                   "time": time.time(), "cancel_after": cancel_after})
             self._stats[f"{method} {route}"] += 1
 
     def _take(self, counter: str) -> bool:

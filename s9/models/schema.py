@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -132,16 +133,22 @@ def describe(prop: dict[str, Any]) -> str:
     text = {"integer": "an integer", "array": "an array", "object": "an object"}.get(kind, f"a {kind}")
     if prop.get("format") == "uri":
         text = "a URI"
-    low, high = prop.get("minimum"), prop.get("maximum")
+    low, high = _number(prop.get("minimum")), _number(prop.get("maximum"))
     if low is not None and high is not None:
-        text += f" from {low:g} to {high:g}"
+        text += f" from {low} to {high}"
     elif low is not None:
-        text += f" >= {low:g}"
+        text += f" >= {low}"
     elif high is not None:
-        text += f" <= {high:g}"
+        text += f" <= {high}"
     if isinstance(prop.get("maxItems"), int):
         text += f" of at most {prop['maxItems']} items"
     return text
+
+
+def _number(value: Any) -> str | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def snapshot_schema(spec: ModelSpec) -> Schema:
@@ -159,3 +166,17 @@ def _read_snapshot(path: str) -> dict[str, Any]:
             return json.load(handle)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: the shipped schema snapshot is unreadable ({exc}); reinstall s9") from None
+
+
+def cache_path(spec: ModelSpec, cache_dir: Path) -> Path:
+    """Where a fetched live schema of `spec` is cached (the replicate backend writes it)."""
+    return cache_dir / f"{spec.id.replace('/', '__')}.json"
+
+
+def read_cached(spec: ModelSpec, cache_dir: Path) -> tuple[float, Schema] | None:
+    """(fetched at, schema) of the cached live schema of `spec`, however old; None when there is none."""
+    try:
+        data = json.loads(cache_path(spec, cache_dir).read_text(encoding="utf-8"))
+        return float(data["fetched_at"]), Schema(spec.id, str(data["date"]), "cached", dict(data["openapi_schema"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

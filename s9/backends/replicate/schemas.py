@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 from replicate.exceptions import ReplicateError
@@ -22,7 +21,7 @@ from replicate.exceptions import ReplicateError
 from ...atomic import write_text_atomic
 from ...errors import GenerationError, InputError
 from ...models import ModelSpec, alternatives
-from ...models.schema import Schema, snapshot_schema
+from ...models.schema import Schema, cache_path, read_cached, snapshot_schema
 from ...state import STATE_DIR, ensure_ignored
 from .client import Session, api_error, describe
 
@@ -90,17 +89,8 @@ class Schemas:
         return schema
 
     # -- the cache ---------------------------------------------------------------------------------
-    def _path(self, spec: ModelSpec) -> Path:
-        return self.cache_dir / f"{spec.id.replace('/', '__')}.json"
-
     def _read_cache(self, spec: ModelSpec) -> tuple[float, Schema] | None:
-        try:
-            data = json.loads(self._path(spec).read_text(encoding="utf-8"))
-            fetched = float(data["fetched_at"])
-            schema = Schema(spec.id, str(data["date"]), "cached", dict(data["openapi_schema"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # no cache, or a damaged one: fetch again
-        return fetched, schema
+        return read_cached(spec, self.cache_dir)  # None: no cache, or a damaged one -- fetch again
 
     def _write_cache(self, spec: ModelSpec, fetched: float, schema: Schema) -> None:
         if self.cache_dir.parent.name == STATE_DIR:
@@ -108,15 +98,7 @@ class Schemas:
         blob = {"model": spec.id, "fetched_at": fetched, "date": schema.date, "openapi_schema": schema.openapi}
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self._path(spec), json.dumps(blob, indent=1, sort_keys=True) + "\n")
+            write_text_atomic(cache_path(spec, self.cache_dir), json.dumps(blob, indent=1, sort_keys=True) + "\n")
         except OSError:
             pass  # a cache that cannot be written only costs a fetch next time
 
-
-def cached_schema(spec: ModelSpec, cache_dir: Path) -> Schema | None:
-    """The cached live schema of `spec`, however old (for `s9 models`); None when there is none."""
-    try:
-        data: dict[str, Any] = json.loads((cache_dir / f"{spec.id.replace('/', '__')}.json").read_text("utf-8"))
-        return Schema(spec.id, str(data["date"]), "cached", dict(data["openapi_schema"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
