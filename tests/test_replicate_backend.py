@@ -1,4 +1,4 @@
-# ruff: noqa: F811 - pytest fixtures imported from tests.fakeapi (used as arguments)
+# ruff: noqa: F401, F811 - pytest fixtures imported from tests.fakeapi (used as arguments)
 """The Replicate backend end to end: the real `replicate` client over real HTTP(S) against `FakeReplicate`.
 
 Nothing of ours is mocked: jobs go through `s9.runner` (or the `s9` CLI, in process or as a subprocess),
@@ -50,7 +50,9 @@ from tests.fakeapi import (
     one_good_clip,
     run,
     scenes,
+    server,
     settings,
+    tls_server,
     wait_for,
 )
 

@@ -276,3 +276,31 @@ def test_the_offline_backend_sends_the_end_frame_too(workdir: Path) -> None:
     assert "last_frame: offline" in debug and "last_frame" not in (
         workdir / "outputs/b1/tiny/debug/scene_2/veo3_p2_prompt.txt").read_text()
     assert Journal().entries() == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"scenes": [{"scene_number": 1, "video_prompt": "x", "seed": "7"}]}', "field 'seed' must be a whole number"),
+        ('{"scenes": [{"scene_number": 1, "video_prompt": "x", "seed": true}]}', "field 'seed' must be a whole number"),
+        ('{"scenes": [{"scene_number": 1, "video_prompt": "x", "seed": -1}]}', "field 'seed' must be a whole number"),
+        ('{"scenes": [{"scene_number": 1, "video_prompt": "x", "negative_prompt": 3}]}',
+         "field 'negative_prompt' must be a string"),
+    ],
+)
+def test_bad_scene_keys_are_input_errors(workdir: Path, text: str, expected: str) -> None:
+    path = workdir / "c_scene_prompts.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=expected):
+        load_concept(path)
+
+
+def test_continuity_is_checked_in_params(workdir: Path) -> None:
+    from s9.params import load_settings
+
+    (workdir / "params.yaml").write_text("video_settings:\n  continuity: next_frame\n")
+    with pytest.raises(InputError, match=r"video_settings.continuity: unknown continuity 'next_frame' \(valid: none, "
+                                         r"next_first_frame\)"):
+        load_settings()
+    (workdir / "params.yaml").write_text("video_settings:\n  continuity: next_first_frame\n")
+    assert load_settings().continuity == "next_first_frame"
