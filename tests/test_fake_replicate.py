@@ -644,7 +644,8 @@ def test_module_imports_without_rendering_or_model_code() -> None:
         "print(sorted(m for m in set(sys.modules) - before if m.startswith('s9.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    modules = ["s9.fake", *(f"s9.fake.{m}" for m in ("faults", "routes", "schemas", "server", "state"))]
+    modules = ["s9.fake", *(f"s9.fake.{m}" for m in ("control", "faults", "render", "routes", "schemas", "server",
+                                                   "state"))]
     assert out.strip() == str(sorted(modules))
 
 

@@ -7,12 +7,13 @@ import email.policy
 import json
 import math
 import re
+import ssl
 import sys
-from datetime import datetime
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from .control import control
 from .schemas import MODELS, model_json, validate_input
 from .state import (
     ApiError,
@@ -23,11 +24,8 @@ from .state import (
     iso,
     parse_cancel_after,
     parse_prefer_wait,
-    utc_now,
+    parse_time,
 )
-
-if TYPE_CHECKING:
-    from .server import FakeReplicate, _HTTPServer
 
 _ROUTES: list[tuple[str, re.Pattern[str]]] = [
     ("/v1/account", re.compile(r"/v1/account")),
@@ -44,6 +42,28 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # idle keep-alive connections must not block shutdown
+    fake: Any  # the FakeReplicate serving (typed loosely: the server module imports this one)
+    ssl_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # TLS handshake here, in the per-connection thread, so a slow or broken client can't stall accept().
+        if self.ssl_context is not None:
+            try:
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up mid-response (e.g. truncate_mode="abort") are expected; keep stderr quiet.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | ssl.SSLError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx pools connections
     server_version = "FakeReplicate/1"
@@ -51,7 +71,7 @@ class Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     @property
-    def fake(self) -> FakeReplicate:
+    def fake(self) -> Any:  # FakeReplicate
         return self.server.fake
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -118,7 +138,10 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()  # always drain the body, or keep-alive would desync on early errors
         path = urlsplit(self.path).path.rstrip("/") or "/"
         if path.startswith("/_fake/") or path == "/_fake":
-            self._fake_endpoint(path, body)
+            try:
+                control(self.fake, self.command, path, body, self._json)
+            except ApiError as err:
+                self._error(err)
             return
         route, params = "(unknown)", {}
         for template, pattern in _ROUTES:
@@ -281,7 +304,7 @@ class Handler(BaseHTTPRequestHandler):
         base = self._base()
         # created_after / created_before narrow the listing, as on the real API; cursors keep them.
         window = {k: query[k][0] for k in ("created_after", "created_before") if query.get(k)}
-        bounds = {k: _parse_time(v, k) for k, v in window.items()}
+        bounds = {k: parse_time(v, k) for k, v in window.items()}
         carry = "".join(f"&{k}={quote(v)}" for k, v in window.items())
         with self.fake._lock:
             everything = sorted(self.fake._predictions.values(), key=lambda p: p.seq, reverse=True)
@@ -355,39 +378,6 @@ class Handler(BaseHTTPRequestHandler):
 
     _head_output = _get_output
 
-    # -- /_fake -----------------------------------------------------------------------------------
-    def _fake_endpoint(self, path: str, body: bytes) -> None:
-        fake = self.fake
-        try:
-            if path == "/_fake/config" and self.command == "GET":
-                with fake._lock:
-                    self._json(200, fake.config.to_dict())
-            elif path == "/_fake/config" and self.command == "POST":
-                try:
-                    changes = json.loads(body or b"{}")
-                    if not isinstance(changes, dict):
-                        raise ValueError("expected a JSON object of config fields")
-                    with fake._lock:
-                        fake.config.update(changes)
-                except ValueError as exc:
-                    raise ApiError(400, str(exc)) from exc
-                with fake._lock:
-                    self._json(200, fake.config.to_dict())
-            elif path == "/_fake/requests" and self.command == "GET":
-                self._json(200, fake.requests())
-            elif path == "/_fake/predictions" and self.command == "GET":
-                self._json(200, fake.predictions())
-            elif path == "/_fake/stats" and self.command == "GET":
-                self._json(200, fake.stats())
-            elif path == "/_fake/reset" and self.command == "POST":
-                fake.reset()
-                self._json(200, {"ok": True})
-            else:
-                raise ApiError(404, "Not found.")
-        except ApiError as err:
-            self._error(err)
-
-
 # Route template -> method-name suffix; the handler is "_" + method + suffix (e.g. _post_files).
 _HANDLER_SUFFIX = {
     "/v1/account": "_account",
@@ -409,14 +399,3 @@ _TITLES = {
 }
 
 
-
-def _parse_time(text: str, name: str) -> datetime:
-    """An ISO 8601 time from a query parameter (a trailing Z, any fraction); a 400 naming it when unreadable."""
-    value = text.strip()
-    value = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
-    value = re.sub(r"(\.\d{6})\d+", r"\1", value)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an ISO 8601 time, got {text[:40]!r}.") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=utc_now().tzinfo)

@@ -9,44 +9,21 @@ import json
 import re
 import shutil
 import ssl
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .faults import FakeConfig
-from .routes import Handler
+from .render import render, shape_of
+from .routes import Handler, _HTTPServer
 from .schemas import effective
 from .state import E005, FileRecord, PredictionRecord, iso, new_id, utc_now
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True  # idle keep-alive connections must not block shutdown
-    fake: FakeReplicate
-    ssl_context: ssl.SSLContext | None = None
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # TLS handshake here, in the per-connection thread, so a slow or broken client can't stall accept().
-        if self.ssl_context is not None:
-            try:
-                request = self.ssl_context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError):
-                return
-        super().finish_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hanging up mid-response (e.g. truncate_mode="abort") are expected; keep stderr quiet.
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | ssl.SSLError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
 
 
 class FakeReplicate:
@@ -233,7 +210,7 @@ class FakeReplicate:
         end_uri = value.get(spec.end_field) if spec.end_field else None
         end_frame = self._file_for_uri(end_uri) if end_uri else None
         if spec.sizes is None:  # the clip takes the first image's shape
-            width, height = _shape_of(first_frame)
+            width, height = shape_of(first_frame)
         else:
             width, height = spec.sizes[value["aspect_ratio"]]
         prompt = str(value["prompt"])
@@ -281,34 +258,10 @@ class FakeReplicate:
             if job is not None and not (job.done() and (job.cancelled() or job.exception() is not None)):
                 return job
             job = self._ensure_executor().submit(
-                self._render, key, seed, first_frame, width, height, duration, audio, prompt
+                render, self.workdir, key, seed, first_frame, width, height, duration, audio, prompt
             )
             self._renders[key] = job
             return job
-
-    def _render(self, key: str, seed: str, first_frame: Path | None, width: int, height: int,
-                duration: int, audio: bool, prompt: str) -> tuple[Path, datetime]:
-        from s9.video import render_clip  # lazy: the video module may be absent or slow to import
-
-        if first_frame is None:
-            first_frame = self._placeholder_frame(seed, width, height)
-        dest = self.workdir / "renders" / f"{key}.mp4"
-        partial = dest.with_name(f"{key}.partial.mp4")
-        caption = prompt if len(prompt) <= 80 else prompt[:77] + "..."  # "" with shared_renders
-        render_clip(partial, first_frame=first_frame, width=width, height=height, duration=duration,
-                    caption=caption, audio=audio, seed=seed, fps=24)
-        partial.replace(dest)  # atomic: a download never sees a half-written clip
-        return dest, utc_now()
-
-    def _placeholder_frame(self, seed: str, width: int, height: int) -> Path:
-        from PIL import Image  # lazy: only needed when no usable image was given
-
-        path = self.workdir / "frames" / f"{seed}-{width}x{height}.jpg"
-        if not path.exists():
-            r, g, b = bytes.fromhex(seed[:6])
-            img = Image.new("RGB", (width, height), (64 + r // 2, 64 + g // 2, 64 + b // 2))
-            img.save(path, "JPEG", quality=90)
-        return path
 
     def _advance(self, p: PredictionRecord) -> None:
         """Move a prediction along its timeline: starting -> processing -> terminal (after latency).
@@ -393,18 +346,3 @@ class FakeReplicate:
             self._renders = {k: v for k, v in self._renders.items() if v is not job}
 
 
-
-def _shape_of(image: Path | None) -> tuple[int, int]:
-    """A 720p-class size with the aspect (16:9, 9:16 or 1:1, the nearest) of `image`; 16:9 without one."""
-    if image is None:
-        return 1280, 720
-    from PIL import Image  # lazy, as elsewhere
-
-    try:
-        with Image.open(image) as img:
-            w, h = img.size
-    except OSError:
-        return 1280, 720
-    ratio = w / h if h else 16 / 9
-    options = {16 / 9: (1280, 720), 9 / 16: (720, 1280), 1.0: (720, 720)}
-    return options[min(options, key=lambda r: abs(r - ratio))]

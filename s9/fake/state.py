@@ -183,3 +183,13 @@ def parse_prefer_wait(header: str | None, max_wait: float) -> float | None:
     return None
 
 
+def parse_time(text: str, name: str) -> datetime:
+    """An ISO 8601 time from a query parameter (a trailing Z, any fraction); a 400 naming it when unreadable."""
+    value = text.strip()
+    value = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
+    value = re.sub(r"(\.\d{6})\d+", r"\1", value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an ISO 8601 time, got {text[:40]!r}.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=utc_now().tzinfo)
