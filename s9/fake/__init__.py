@@ -7,24 +7,31 @@ s9's video models, so the real client (pointed here with ``REPLICATE_BASE_URL`` 
 * ``GET /v1/account`` (the token's owner)
 * ``POST /v1/files`` (multipart field ``content``), ``GET /v1/files``, ``GET|DELETE /v1/files/<id>``,
   ``GET /v1/files/<id>/download``
+* ``GET /v1/models/<owner>/<name>`` -- the model with its latest version's ``openapi_schema`` (the ``Input``
+  component, enums behind ``allOf``/``$ref`` as published schemas write them); 404/410 for a gone model
 * ``POST /v1/models/<owner>/<name>/predictions`` (honours ``Prefer: wait[=N]``: the response is held until
-  the prediction reaches any terminal state -- a concurrent cancel included -- or N seconds pass)
+  the prediction reaches any terminal state -- a concurrent cancel included -- or N seconds pass; and
+  ``Cancel-After``: a deadline at which the prediction ends ``aborted`` if it had not started, else
+  ``canceled``, shown as ``deadline``)
 * ``GET /v1/predictions`` -- newest first, cursor pagination: ``next``/``previous`` are full URLs with an
-  opaque ``?cursor=``, like the real API; full prediction objects (``input``, ``model``, ``created_at``,
-  ``status``, ``urls``...); ``list_page_size`` per page (100, as the real API); ``list_omits_input`` leaves
-  ``input`` out, for clients that must cope with a listing that does
+  opaque ``?cursor=``, like the real API; ``created_after``/``created_before`` filters, kept by the cursors;
+  full prediction objects (``input``, ``model``, ``created_at``, ``status``, ``urls``...); ``list_page_size``
+  per page (100, as the real API); ``list_omits_input`` leaves ``input`` out, for clients that must cope
+  with a listing that does. A prediction's data is removed ``output_ttl`` seconds after it ends (an hour, as
+  the real API does for predictions made by API).
 * ``GET /v1/predictions/<id>``, ``POST /v1/predictions/<id>/cancel``
 * ``GET /v1/outputs/<id>.mp4`` -- the rendered clip (a real H.264/AAC MP4 from ``s9.video.render_clip``)
 * ``/_fake/...`` -- unauthenticated introspection and runtime fault injection for tests.
 
-Deliberately independent of s9's model specs and backends (it keeps its own schema table below), so it
+Deliberately independent of s9's model specs and backends (it keeps its own schema table, `schemas`), so it
 is a second opinion on them rather than an echo. Stdlib only, apart from Pillow for the placeholder first
 frame and ``s9.video`` for rendering, both imported lazily.
 
 Faults (``FakeConfig``, ``/_fake/config``, CLI flags): 429s and 5xx on create, 503 on status checks, failing
-uploads, truncated downloads, expired outputs (410), E005 flagging, and ``create_then_error`` -- a create
-that DOES make the prediction but answers 502 at once, as a gateway giving up on a held create would, so a
-client that retries blindly pays twice.
+uploads, truncated downloads, expired outputs (410), E005 flagging, gone models (``gone_models``), a live
+schema that differs from the table (``schema_patches``), and ``create_then_error`` -- a create that DOES make
+the prediction but answers 502 at once, as a gateway giving up on a held create would, so a client that
+retries blindly pays twice.
 
 Differences from the real service worth knowing:
 
