@@ -171,8 +171,7 @@ def test_a_success_older_than_an_hour_is_reported_expired_before_paying_again(se
     write_params(workdir, max_spend_usd=0.5)
     code, out, err = s9(*args, cwd=workdir)
     notice = (f"⚠ tiny scene 1: prediction {entry.prediction_id} succeeded 2.0 h ago and its output has expired (the "
-              "API deletes outputs after 1 h) with no local clip; creating a new one ($0.60, counted against the "
-              "budget)")
+              "API deletes outputs after 1 h); creating a new one ($0.60, counted against the budget)")
     assert code == 1 and notice in err.splitlines()
     assert "not created: $0.60 more would take this run to $0.60, over budget.max_spend_usd $0.50" in err
     assert hits(server, CREATE) == 0 and hits(server, GET) == 0  # the old one was not even asked about

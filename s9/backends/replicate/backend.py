@@ -253,8 +253,8 @@ class ReplicateBackend:
         self.session.count("expired")
         self.notify(
             f"{job.label}: prediction {entry.prediction_id} succeeded {age / 3600:.1f} h ago and its output has "
-            f"expired (the API deletes outputs after {self.policy.output_ttl / 3600:g} h) with no local clip; "
-            f"creating a new one (${cost:.2f}, counted against the budget)")
+            f"expired (the API deletes outputs after {self.policy.output_ttl / 3600:g} h); creating a new one "
+            f"(${cost:.2f}, counted against the budget)")
         return True
 
     def _recover(self, fp: str, entry: JournalEntry) -> Pred | None:
