@@ -7,8 +7,14 @@ prediction's id when it answers: a run that dies before then leaves that entry, 
 prediction up by its input (the backend lists recent predictions) instead of paying for it twice.
 
 States: ``submitting`` (sent, or about to be; id unknown) -> ``starting`` | ``processing`` -> ``succeeded`` |
-``failed`` | ``canceled``; plus ``expired`` (output gone: a new prediction is needed) and ``rejected`` (the API
-refused the create, so nothing was made or paid for).
+``failed`` | ``canceled`` | ``aborted`` (its Cancel-After deadline passed before it started: not charged); plus
+``expired`` (output gone: a new prediction is needed) and ``rejected`` (the API refused the create, so nothing
+was made or paid for).
+
+Each entry also keeps what was paid (``billed``: output seconds x the model's price, and the API's
+``predict_time``) for its prediction, and the same for the predictions it replaced (``earlier``): `s9.spend`
+sums them. An entry that cannot be read is never taken as "nothing was paid": `Journal.read` raises
+`CorruptEntry`, and the backend recovers through the prediction listing instead.
 
 Layout, in the project root (the nearest folder with `.dvc`, else `.git`, else the working directory)::
 
@@ -43,7 +49,7 @@ JOURNAL_DIR = "journal"  # under the project's .s9/ folder
 #: "rejected" (the create was refused: nothing exists to follow).
 SUBMITTING = "submitting"
 ACTIVE_STATES = frozenset({"starting", "processing", "succeeded"})
-DEAD_STATES = frozenset({"failed", "canceled", "expired", "rejected"})
+DEAD_STATES = frozenset({"failed", "canceled", "aborted", "expired", "rejected"})
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
 
@@ -60,14 +66,24 @@ class JournalEntry:
     label: str | None = None  # "concept scene N", for a person reading the folder
     input: dict[str, Any] | None = None  # the exact input sent (the upload URL in it is not secret)
     submitted_at: str | None = None  # UTC ISO-8601 time the create was sent: where a recovery listing starts
+    deadline: str | None = None  # UTC ISO-8601 Cancel-After deadline: the server ends the prediction then
+    concept: str | None = None
+    scene: int | None = None
+    billed: dict[str, Any] | None = None  # what this entry's prediction cost (see `billing`)
+    earlier: list[dict[str, Any]] | None = None  # the `billed` records of predictions this entry replaced
 
     @classmethod
     def submitting(
-        cls, model: str, input: dict[str, Any], now: float | None = None, label: str | None = None
+        cls, model: str, input: dict[str, Any], now: float | None = None, label: str | None = None, **more: Any
     ) -> JournalEntry:
-        """The entry written just before a create request goes out."""
+        """The entry written just before a create request goes out (`more`: deadline, concept, scene, earlier)."""
         now = time.time() if now is None else now
-        return cls(None, model, SUBMITTING, now, now, label=label, input=input, submitted_at=utc_iso(now))
+        return cls(None, model, SUBMITTING, now, now, label=label, input=input, submitted_at=utc_iso(now), **more)
+
+    @property
+    def charges(self) -> list[dict[str, Any]]:
+        """Every billed record of this fingerprint: the predictions replaced, then the current one."""
+        return [*(self.earlier or []), *([self.billed] if self.billed else [])]
 
     @property
     def resumable(self) -> bool:
@@ -94,6 +110,42 @@ class JournalEntry:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def billing(prediction_id: str, model: str, output_seconds: float, price_per_second: float,
+            predict_time: float | None, completed_at: str | None, concept: str | None,
+            scene: int | None) -> dict[str, Any]:
+    """The billed basis of one prediction: video models bill per second of output."""
+    return {
+        "prediction_id": prediction_id, "model": model, "concept": concept, "scene": scene,
+        "output_seconds": output_seconds, "price_per_second": price_per_second,
+        "cost_usd": round(output_seconds * price_per_second, 6), "predict_time": predict_time,
+        "completed_at": completed_at or utc_iso(time.time()),
+    }
+
+
+class CorruptEntry(Exception):
+    """A journal file that exists but cannot be read: the prediction it recorded may exist (and be paid for)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: unreadable journal entry")
+        self.path = path
+        try:
+            self.mtime: float = path.stat().st_mtime
+        except OSError:
+            self.mtime = time.time()
+
+
+def _well_formed(entry: JournalEntry) -> bool:
+    number = (int, float)
+    return (isinstance(entry.model, str) and isinstance(entry.state, str)
+            and (entry.prediction_id is None or isinstance(entry.prediction_id, str))
+            and isinstance(entry.created_at, number) and not isinstance(entry.created_at, bool)
+            and isinstance(entry.updated_at, number) and not isinstance(entry.updated_at, bool)
+            and (entry.input is None or isinstance(entry.input, dict))
+            and (entry.billed is None or isinstance(entry.billed, dict))
+            and (entry.earlier is None or (isinstance(entry.earlier, list)
+                                           and all(isinstance(e, dict) for e in entry.earlier))))
+
+
 class Journal:
     """Thread- and process-safe store of `JournalEntry` by fingerprint under `root`."""
 
@@ -115,12 +167,41 @@ class Journal:
 
     # -- reading ------------------------------------------------------------------------------------
     def get(self, fingerprint: str) -> JournalEntry | None:
-        """The entry for a fingerprint, or None (also for an unreadable file: it can't be trusted)."""
+        """The entry for a fingerprint, or None (also for an unreadable file: callers that decide whether to
+        pay use `read`, which tells the two apart)."""
         try:
-            data = json.loads(self.path(fingerprint).read_text(encoding="utf-8"))
-            return JournalEntry.from_json(data)
-        except (OSError, ValueError, TypeError):
+            return self.read(fingerprint)
+        except CorruptEntry:
             return None
+
+    def read(self, fingerprint: str) -> JournalEntry | None:
+        """The entry for a fingerprint; None when there is none; `CorruptEntry` when its file is unreadable."""
+        path = self.path(fingerprint)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError):
+            raise CorruptEntry(path) from None
+        try:
+            entry = JournalEntry.from_json(json.loads(text))
+        except (ValueError, TypeError, AttributeError):
+            raise CorruptEntry(path) from None
+        if not _well_formed(entry):
+            raise CorruptEntry(path)
+        return entry
+
+    def corrupt(self) -> list[Path]:
+        """The entry files that cannot be read."""
+        bad: list[Path] = []
+        if self.root.is_dir():
+            for path in sorted(self.root.glob("*.json")):
+                if _FINGERPRINT.fullmatch(path.stem):
+                    try:
+                        self.read(path.stem)
+                    except CorruptEntry:
+                        bad.append(path)
+        return bad
 
     def entries(self) -> dict[str, JournalEntry]:
         """Every readable entry, by fingerprint."""

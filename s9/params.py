@@ -14,10 +14,13 @@ from .scenes import check_batch_name, parse_duration
 from .yamlio import parse_owned_yaml, read_yaml
 
 BACKENDS = ("offline", "replicate")
+# Scene continuity: with next_first_frame, scene N ends on scene N+1's first frame (models that take an end frame).
+CONTINUITY = ("none", "next_first_frame")
 PARAMS_FILE = "params.yaml"
 
 # The video_settings keys that shape a clip: DVC scene stages depend on exactly these.
-CLIP_PARAMS = ("video_model", "aspect_ratio", "duration_seconds", "resolution", "generate_audio", "backend")
+CLIP_PARAMS = ("video_model", "aspect_ratio", "duration_seconds", "resolution", "generate_audio", "backend",
+               "continuity")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Settings:
     resolution: str = "720p"
     generate_audio: bool = True
     backend: str = "offline"
+    continuity: str = "none"
     max_workers: int = 3
     prediction_timeout_seconds: float = 1800.0
     outputs_dir: Path = Path("outputs")
@@ -75,6 +79,7 @@ def validate(s: Settings, source: str) -> Settings:
     if not isinstance(s.generate_audio, bool):
         raise InputError(f"{_where(source, 'video_settings.generate_audio')}: must be true or false")
     _one_of(s.backend, BACKENDS, _where(source, "video_settings.backend"), "unknown backend")
+    _one_of(s.continuity, CONTINUITY, _where(source, "video_settings.continuity"), "unknown continuity")
     if isinstance(s.max_workers, bool) or not isinstance(s.max_workers, int) or not 1 <= s.max_workers <= 64:
         raise InputError(f"{_where(source, 'video_settings.max_workers')}: must be a whole number from 1 to 64")
     if not _positive(s.prediction_timeout_seconds):

@@ -25,6 +25,8 @@ class Scene:
     audio_background: str
     audio_dialogue: str
     duration_seconds: float | None
+    negative_prompt: str | None = None  # optional: sent to models whose schema has it
+    seed: int | None = None  # optional: sent to models whose schema has it
 
     @property
     def combined_prompt(self) -> str:
@@ -108,7 +110,17 @@ def _scene(raw: object, index: int, path: Path) -> Scene:
         audio_background=_text(raw, "audio_background", where, required=False),
         audio_dialogue=_text(raw, "audio_dialogue", where, required=False),
         duration_seconds=None if duration is None else parse_duration(duration, where),
+        negative_prompt=_text(raw, "negative_prompt", where, required=False) or None,
+        seed=_seed(raw.get("seed"), where),
     )
+
+
+def _seed(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{where}: field 'seed' must be a whole number >= 0, got {value!r}")
+    return value
 
 
 def load_concept(path: str | Path) -> Concept:

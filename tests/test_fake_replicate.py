@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -25,7 +26,8 @@ from PIL import Image
 from replicate.exceptions import ModelError, ReplicateError
 from replicate.helpers import FileOutput, transform_output
 
-from s9.fake_replicate import E005, FakeConfig, FakeReplicate, fake_replicate_command
+from s9.fake import E005, FakeConfig, FakeReplicate
+from s9.fake.cli import fake_replicate_command
 
 LATENCY = 0.1
 AUTH = {"Authorization": "Bearer test-token"}
@@ -437,6 +439,139 @@ def test_truncated_download_is_detectably_short(server: FakeReplicate, client: r
     assert httpx.get(url).content == full.content
 
 
+# -- models: schemas, gone models, new models ----------------------------------------------------
+
+
+def test_model_endpoint_serves_each_schema_with_enums_behind_refs(client: replicate.Client) -> None:
+    from s9.models.schema import Schema
+
+    model = client.models.get("google/veo-3.1-fast")  # the client's own Model/Version classes parse it
+    openapi = model.latest_version.openapi_schema
+    props = openapi["components"]["schemas"]["Input"]["properties"]
+    assert props["aspect_ratio"]["allOf"] == [{"$ref": "#/components/schemas/aspect_ratio"}]
+    assert openapi["components"]["schemas"]["aspect_ratio"]["enum"] == ["16:9", "9:16", "1:1"]
+    assert {"image", "last_frame", "negative_prompt", "seed"} <= set(props)
+    schema = Schema("google/veo-3.1-fast", "today", "live", openapi)
+    assert schema.enum("duration") == [4, 6, 8] and schema.required == ("prompt",)
+    for name in ("openai/sora-2", "google/veo-3-fast", "google/veo-3.1", "kwaivgi/kling-v2.1", "minimax/hailuo-02",
+                 "wan-video/wan-2.5-i2v"):
+        assert client.models.get(name).latest_version.openapi_schema["components"]["schemas"]["Input"]
+
+
+def test_gone_models_and_schema_patches(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.update({"gone_models": {"openai/sora-2": 410, "google/veo-3-fast": 404}})
+    for name, status in (("openai/sora-2", 410), ("google/veo-3-fast", 404)):
+        with pytest.raises(ReplicateError) as err:
+            client.models.get(name)
+        assert err.value.status == status
+        with pytest.raises(ReplicateError) as err:
+            client.models.predictions.create(model=name, input={"prompt": "x"})
+        assert err.value.status == status
+    assert "deprecated" in httpx.get(f"{server.base_url}/v1/models/openai/sora-2", headers=AUTH).json()["detail"]
+    with pytest.raises(ValueError, match="404 or 410"):
+        server.config.update({"gone_models": {"openai/sora-2": 500}})
+    # A patched schema is served and enforced alike.
+    server.config.schema_patches = {"google/veo-3.1-fast": {"aspect_ratio": {"choices": ["16:9"]}, "seed": None}}
+    props = client.models.get("google/veo-3.1-fast").latest_version.openapi_schema["components"]["schemas"]
+    assert props["aspect_ratio"]["enum"] == ["16:9"] and "seed" not in props["Input"]["properties"]
+    for bad in ({"aspect_ratio": "1:1"}, {"seed": 3}):
+        with pytest.raises(ReplicateError) as err:
+            client.models.predictions.create(model="google/veo-3.1-fast", input={"prompt": "x", **bad})
+        assert err.value.status == 422
+
+
+@pytest.mark.parametrize(
+    ("model", "inp", "field"),
+    [
+        ("kwaivgi/kling-v2.1", {"prompt": "x"}, "start_image"),
+        ("kwaivgi/kling-v2.1", {"prompt": "x", "start_image": "https://x/a.jpg", "end_image": "https://x/b.jpg"},
+         "end_image"),
+        ("kwaivgi/kling-v2.1", {"prompt": "x", "start_image": "https://x/a.jpg", "duration": 6}, "duration"),
+        ("minimax/hailuo-02", {"prompt": "x", "duration": 10}, "duration"),
+        ("minimax/hailuo-02", {"prompt": "x", "resolution": "720p"}, "resolution"),
+        ("wan-video/wan-2.5-i2v", {"prompt": "x"}, "image"),
+        ("wan-video/wan-2.5-i2v", {"prompt": "x", "image": "https://x/a.jpg", "seed": -1}, "seed"),
+        ("google/veo-3.1", {"prompt": "x", "image": "https://x/a.jpg", "reference_images": ["https://x/r.jpg"]},
+         "reference_images"),
+        ("google/veo-3-fast", {"prompt": "x", "last_frame": "https://x/b.jpg"}, "last_frame"),
+    ],
+)
+def test_new_models_cross_field_rules_are_422(client: replicate.Client, model: str, inp: dict, field: str) -> None:
+    with pytest.raises(ReplicateError) as err:
+        client.models.predictions.create(model=model, input=inp)
+    assert err.value.status == 422 and field in err.value.detail
+
+
+def test_image_shaped_models_follow_the_first_frame(server: FakeReplicate, client: replicate.Client,
+                                                    tmp_path: Path) -> None:
+    tall = tmp_path / "tall.jpg"
+    Image.new("RGB", (360, 640), (10, 200, 90)).save(tall, quality=90)
+    upload = client.files.create(tall)
+    p = client.models.predictions.create(model="minimax/hailuo-02", wait=30, input={
+        "prompt": "tall", "first_frame_image": upload.urls["get"], "last_frame_image": upload.urls["get"],
+        "duration": 6, "resolution": "768p"})
+    assert p.status == "succeeded"
+    info = probe(httpx.get(p.output).content, tmp_path)
+    assert (info["width"], info["height"], info["audio"]) == (720, 1280, False)
+    assert info["duration"] == pytest.approx(6, abs=0.1)
+    assert record(server, p.id)["render"]["end_frame"] == "file"
+
+
+# -- deadlines, listing filters, retention ---------------------------------------------------------
+
+
+def test_cancel_after_aborts_before_start_and_cancels_while_running(server: FakeReplicate) -> None:
+    url = f"{server.base_url}/v1/models/openai/sora-2/predictions"
+    server.config.latency = 4.0  # starts after 2 s
+    early = httpx.post(url, headers={**AUTH, "Cancel-After": "1s"}, json={"input": {"prompt": "early"}}).json()
+    late = httpx.post(url, headers={**AUTH, "Cancel-After": "3s"}, json={"input": {"prompt": "late"}}).json()
+    fast = httpx.post(url, headers={**AUTH, "Cancel-After": "1m"}, json={"input": {"prompt": "ok"}}).json()
+    assert early["deadline"] and early["status"] == "starting"
+    time.sleep(4.3)
+    status = {name: httpx.get(f"{server.base_url}/v1/predictions/{p['id']}", headers=AUTH).json()
+              for name, p in (("early", early), ("late", late), ("fast", fast))}
+    assert status["early"]["status"] == "aborted" and status["early"]["started_at"] is None
+    assert status["late"]["status"] == "canceled" and status["late"]["started_at"] is not None
+    deadline = time.monotonic() + 30  # its render may still be running after the latency
+    while status["fast"]["status"] == "processing" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status["fast"] = httpx.get(f"{server.base_url}/v1/predictions/{fast['id']}", headers=AUTH).json()
+    assert status["fast"]["status"] == "succeeded"
+    assert status["early"]["completed_at"] == status["early"]["deadline"]
+    assert record(server, early["id"])["cancel_after"] == "1s"
+    r = httpx.post(url, headers={**AUTH, "Cancel-After": "soon"}, json={"input": {"prompt": "x"}})
+    assert r.status_code == 400 and "Cancel-After" in r.json()["detail"]
+
+
+def test_listing_filters_by_created_after_across_pages(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.list_page_size = 2
+    before = client.models.predictions.create(model="openai/sora-2", input={"prompt": "before"})
+    time.sleep(0.05)
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    after = [client.models.predictions.create(model="openai/sora-2", input={"prompt": f"after {i}"})
+             for i in range(3)]
+    first = client.predictions.list(f"/v1/predictions?created_after={since}")
+    assert [p.id for p in first] == [after[2].id, after[1].id] and "created_after=" in first.next
+    second = client.predictions.list(first.next)
+    assert [p.id for p in second] == [after[0].id] and second.next is None
+    older = client.predictions.list(f"/v1/predictions?created_before={since}")
+    assert before.id in [p.id for p in older] and not {p.id for p in after} & {p.id for p in older}
+    bad = httpx.get(f"{server.base_url}/v1/predictions?created_after=yesterday", headers=AUTH)
+    assert bad.status_code == 400
+    for p in (before, *after):
+        p.cancel()
+
+
+def test_data_is_removed_after_the_retention(server: FakeReplicate, client: replicate.Client) -> None:
+    server.config.output_ttl = 0.3
+    p = client.models.predictions.create(model="openai/sora-2", input={"prompt": "fleeting"}, wait=30)
+    assert p.status == "succeeded" and httpx.get(p.output).status_code == 200
+    time.sleep(0.4)
+    gone = httpx.get(f"{server.base_url}/v1/predictions/{p.id}", headers=AUTH).json()
+    assert (gone["data_removed"], gone["output"], gone["input"]) == (True, None, {})
+    assert httpx.get(p.output).status_code == 404
+
+
 # -- https: FileOutput -----------------------------------------------------------------------------
 
 
@@ -505,11 +640,20 @@ def test_fake_endpoints(server: FakeReplicate, client: replicate.Client) -> None
 def test_module_imports_without_rendering_or_model_code() -> None:
     # Independent of s9's specs/backends, and importable even where s9.video can't be.
     code = (
-        "import sys, s9; before = set(sys.modules); import s9.fake_replicate; "
+        "import sys, s9; before = set(sys.modules); import s9.fake.server; "
         "print(sorted(m for m in set(sys.modules) - before if m.startswith('s9.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['s9.fake_replicate']"
+    modules = ["s9.fake", *(f"s9.fake.{m}" for m in ("control", "faults", "render", "routes", "schemas", "server",
+                                                   "state"))]
+    assert out.strip() == str(sorted(modules))
+
+
+def test_a_real_run_does_not_load_the_fake_server() -> None:
+    # `s9` mounts `fake-replicate`, but only the command's declaration is imported, never the server.
+    code = "import sys, s9.cli; print(sorted(m for m in sys.modules if m.startswith('s9.fake')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['s9.fake', 's9.fake.cli']"
 
 
 def test_serve_forever_in_own_thread(tmp_path: Path) -> None:
@@ -528,8 +672,9 @@ def test_serve_forever_in_own_thread(tmp_path: Path) -> None:
 def test_cli_prints_base_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert fake_replicate_command.name == "fake-replicate"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "s9.fake_replicate", "--port", "0", "--latency", "0", "--flag-word", "bad",
-         "--create-then-error", "2", "--list-page-size", "7", "--workdir", str(tmp_path / "wd"), "-v"],
+        [sys.executable, "-m", "s9.fake", "--port", "0", "--latency", "0", "--flag-word", "bad",
+         "--create-then-error", "2", "--list-page-size", "7", "--workdir", str(tmp_path / "wd"), "-v",
+         "--gone-model", "openai/sora-2=410", "--gone-model", "google/veo-3-fast"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -539,6 +684,7 @@ def test_cli_prints_base_url_and_stops_on_sigterm(tmp_path: Path) -> None:
         base = line.split("=", 1)[1]
         config = httpx.get(f"{base}/_fake/config").json()
         assert (config["flag_word"], config["create_then_error"], config["list_page_size"]) == ("bad", 2, 7)
+        assert config["gone_models"] == {"openai/sora-2": 410, "google/veo-3-fast": 404}
         r = httpx.get(f"{base}/v1/predictions/nope", headers={"Authorization": "Bearer sekrit-token"})
         assert r.status_code == 404
         proc.send_signal(signal.SIGTERM)

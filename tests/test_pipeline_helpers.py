@@ -42,6 +42,7 @@ video_settings:
   resolution: 720p
   generate_audio: true
   backend: offline
+  continuity: none
   max_workers: 3
   prediction_timeout_seconds: 1800
 output:

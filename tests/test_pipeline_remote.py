@@ -40,7 +40,7 @@ def s3_url() -> Iterator[str]:
 
 @pytest.fixture
 def fake_api() -> Iterator[tuple[object, dict[str, str]]]:
-    from s9.fake_replicate import FakeConfig, FakeReplicate
+    from s9.fake import FakeConfig, FakeReplicate
 
     with FakeReplicate(config=FakeConfig(latency=0.1)) as server:
         yield server, {"REPLICATE_API_TOKEN": "r8_test", "REPLICATE_BASE_URL": server.base_url, **S3_ENV}

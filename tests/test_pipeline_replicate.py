@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_pipeline_helpers import BIN, CONCEPT, dvc_stale, fresh, lock, run, s9_stale, stages
 
-from s9.fake_replicate import FakeConfig, FakeReplicate
+from s9.fake import FakeConfig, FakeReplicate
 
 S9 = str(BIN / "s9")
 PROMPTS = f"data/s7_scene_prompts/b1/{CONCEPT}/{CONCEPT}_scene_prompts.json"

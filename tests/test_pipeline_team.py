@@ -237,7 +237,7 @@ def _wait_for_creates(server: object, count: int) -> None:
 
 @pytest.mark.slow
 def test_writing_commands_are_refused_while_repro_runs(fresh: Path, tmp_path: Path) -> None:
-    from s9.fake_replicate import FakeConfig, FakeReplicate
+    from s9.fake import FakeConfig, FakeReplicate
 
     prompts, frames = make_concept(tmp_path / "src", "harbor", batch="b1")
     with FakeReplicate(config=FakeConfig(latency=25.0)) as server:
@@ -258,7 +258,7 @@ def test_writing_commands_are_refused_while_repro_runs(fresh: Path, tmp_path: Pa
 
 @pytest.mark.slow
 def test_a_prompt_edited_while_repro_runs_is_not_recorded_as_current(fresh: Path) -> None:
-    from s9.fake_replicate import FakeConfig, FakeReplicate
+    from s9.fake import FakeConfig, FakeReplicate
 
     with FakeReplicate(config=FakeConfig(latency=4.0)) as server:
         proc = _slow_repro(fresh, server)

@@ -1,3 +1,4 @@
+# ruff: noqa: F401, F811 - pytest fixtures imported from tests.fakeapi (used as arguments)
 """The Replicate backend end to end: the real `replicate` client over real HTTP(S) against `FakeReplicate`.
 
 Nothing of ours is mocked: jobs go through `s9.runner` (or the `s9` CLI, in process or as a subprocess),
@@ -10,135 +11,50 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import replicate
-from click.testing import CliRunner
 
 from s9.backends import get_backend
 from s9.backends.replicate import NO_TOKEN, Policy, ReplicateBackend, resolve_credentials
-from s9.cli import cli
 from s9.errors import GenerationError, InputError
-from s9.fake_replicate import E005, FakeConfig, FakeReplicate
+from s9.fake import E005, FakeReplicate
 from s9.job import Job, build_concept_jobs
 from s9.journal import Journal
-from s9.params import Settings
 from s9.runner import run_job, run_jobs
 from s9.scenes import load_concept
 from s9.video import probe, verify
 from tests.conftest import make_concept
-
-TOKEN = "r8_S9TestToken_never_written_7c1e9a"
-LATENCY = 0.2
-CREATE = "POST /v1/models/{owner}/{name}/predictions"
-GET = "GET /v1/predictions/{id}"
-CANCEL = "POST /v1/predictions/{id}/cancel"
-LIST = "GET /v1/predictions"
-UPLOAD = "POST /v1/files"
-ACCOUNT = "GET /v1/account"
-OUTPUT = "GET /v1/outputs/{id}.mp4"
-# Quick polling and backoff so in-process tests spend their time rendering, not sleeping. Creates are held
-# with Prefer: wait=60 as shipped; NO_WAIT is the old create-then-poll path.
-FAST = Policy(poll_initial=0.05, poll_factor=1.5, poll_max=0.25, backoff_base=0.05, backoff_max=2.0, attempts=4)
-NO_WAIT = replace(FAST, wait=0)
-S9 = [sys.executable, "-m", "s9.cli"]
-
-
-# -- fixtures and helpers --------------------------------------------------------------------------
-
-
-def _serve(monkeypatch: pytest.MonkeyPatch, **kwargs) -> Iterator[FakeReplicate]:
-    with FakeReplicate(config=FakeConfig(latency=LATENCY), **kwargs) as srv:
-        monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
-        monkeypatch.setenv("REPLICATE_BASE_URL", srv.base_url)
-        monkeypatch.setenv("REPLICATE_POLL_INTERVAL", "0.1")  # the CLI's backend starts polling at this
-        yield srv
-
-
-@pytest.fixture
-def server(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReplicate]:
-    """Plain http: the client hands output URLs over as `str`."""
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    yield from _serve(monkeypatch)
-
-
-@pytest.fixture
-def tls_server(workdir: Path, monkeypatch: pytest.MonkeyPatch, tls: dict[str, Path]) -> Iterator[FakeReplicate]:
-    """https with a trustme CA that httpx trusts through SSL_CERT_FILE: outputs arrive as `FileOutput`."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls["ca"]))
-    yield from _serve(monkeypatch, certfile=tls["cert"], keyfile=tls["key"])
-
-
-def settings(**overrides) -> Settings:
-    # 1:1 keeps the fake's renders at 720x720, the cheapest size.
-    return Settings(**{"backend": "replicate", "aspect_ratio": "1:1", "duration_seconds": 4, **overrides})
-
-
-def scenes(n: int = 3, flagged: tuple[int, ...] = ()) -> list[dict]:
-    return [
-        {
-            "scene_number": i,
-            "video_prompt": f"Scene {i}: a lighthouse at dusk{' with forbiddenword' if i in flagged else ''}.",
-            "audio_background": "Waves.",
-            "audio_dialogue": f'Keeper: "Light {i}."',
-            "duration_seconds": 4,
-        }
-        for i in range(1, n + 1)
-    ]
-
-
-def jobs_for(root: Path, s: Settings, **concept_kwargs) -> list[Job]:
-    prompts, frames = make_concept(root, **concept_kwargs)
-    jobs, missing = build_concept_jobs(load_concept(prompts), frames, s)
-    assert not missing
-    return jobs
-
-
-def backend(s: Settings, policy: Policy = FAST, **kwargs) -> ReplicateBackend:
-    b = ReplicateBackend(s, policy=policy, **kwargs)
-    b.check()
-    return b
-
-
-def hits(srv: FakeReplicate, route: str, status: int | None = None) -> int:
-    """Requests the server saw for "METHOD route-template" (optionally with one status)."""
-    return sum(1 for r in srv.requests() if f"{r['method']} {r['route']}" == route
-               and (status is None or r["status"] == status))
-
-
-def run(*args: str | Path) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def one_good_clip(workdir: Path) -> tuple[Job, ReplicateBackend]:
-    """Generate one scene with the default settings under whatever fault the test set; the clip must be good."""
-    s = settings()
-    job = jobs_for(workdir, s, scenes=scenes(1))[0]
-    b = backend(s)
-    run_job(job, b)
-    check_clip(job)
-    return job, b
-
-
-def check_clip(job: Job) -> None:
-    info = verify(job.output, duration=job.duration, audio=job.makes_audio, width=job.width, height=job.height)
-    assert info.video_codec == "h264"
-
+from tests.fakeapi import (
+    ACCOUNT,
+    CANCEL,
+    CREATE,
+    FAST,
+    GET,
+    LIST,
+    NO_WAIT,
+    OUTPUT,
+    S9,
+    SCHEMA,
+    TOKEN,
+    UPLOAD,
+    _serve,
+    backend,
+    check_clip,
+    hits,
+    jobs_for,
+    one_good_clip,
+    run,
+    scenes,
+    server,
+    settings,
+    tls_server,
+    wait_for,
+)
 
 # -- models end to end -----------------------------------------------------------------------------
 
@@ -170,10 +86,11 @@ def test_each_model_end_to_end_with_exact_payload(
     # Exactly the payload the job describes, with the uploaded file's URL as the first frame.
     assert record["model"] == model
     assert record["input"] == job.api_input(image_url)
-    # The token check, then held open until done: upload, create, download -- no status checks, no listing.
-    assert record["prefer"] == "wait=60"
-    assert hits(srv, ACCOUNT) == 1
-    assert hits(srv, GET) == 0 and hits(srv, LIST) == 0 and srv.stats()["total"] == 4
+    # The token check and the model's schema, then held open until done: upload, create, download -- no status
+    # checks, no listing. The server ends the prediction itself at the run's timeout (Cancel-After).
+    assert record["prefer"] == "wait=60" and record["cancel_after"] == "1800s"
+    assert hits(srv, ACCOUNT) == 1 and hits(srv, SCHEMA) == 1
+    assert hits(srv, GET) == 0 and hits(srv, LIST) == 0 and srv.stats()["total"] == 5
     assert record["render"]["first_frame"] == "file"  # the fake resolved our upload, not a placeholder
     assert upload["status"] == 201
     debug = job.debug_file.read_text()
@@ -184,6 +101,18 @@ def test_each_model_end_to_end_with_exact_payload(
     entry = Journal().get(job.fingerprint)
     assert entry is not None and (entry.prediction_id, entry.state) == (record["id"], "succeeded")
     assert entry.input == record["input"] and entry.submitted_at  # what was sent, and when
+    assert entry.deadline == record["deadline"]  # the server's deadline, journaled
+    # What it cost: seconds of output x the model's price, and the time the API reports it ran.
+    assert entry.billed["prediction_id"] == record["id"] and entry.billed["output_seconds"] == job.duration
+    assert entry.billed["cost_usd"] == pytest.approx(job.duration * s.price_per_second(model))
+    assert entry.billed["predict_time"] is not None
+    # The schema is cached for a day: the next run does not fetch it again.
+    srv.reset()
+    job.output.unlink()
+    again = backend(s)
+    run_job(job, again)
+    again.close()
+    assert hits(srv, SCHEMA) == 0 and hits(srv, CREATE) == 0  # and the clip was not paid for twice
 
 
 def test_upload_once_per_distinct_image(server: FakeReplicate, workdir: Path) -> None:
@@ -594,14 +523,18 @@ def test_token_scrubbed_from_errors(server: FakeReplicate, workdir: Path) -> Non
         backend(s)
     assert str(rejected.value).startswith("the Replicate API rejected the token (Unauthenticated (HTTP 401))")
     assert TOKEN not in repr(rejected.value) and hits(server, UPLOAD) == 0
-    # A token revoked mid-run: the 401 is reported per scene without echoing anything secret.
+    # A token revoked mid-run (the model's schema was fetched before): the 401 is reported per scene without
+    # echoing anything secret.
+    server.config.expected_token = TOKEN
+    backend(s).preflight([job])
+    server.config.expected_token = "r8_the_right_one"
     with pytest.raises(GenerationError) as err:
         run_job(job, ReplicateBackend(s, policy=FAST))
     assert str(err.value) == "Could not upload image: Unauthenticated (HTTP 401)"
     assert TOKEN not in repr(err.value) and TOKEN not in job.error_file.read_text()
     server.config.expected_token = None
     b = backend(s)
-    assert b._scrub(f"detail: Bearer {TOKEN} and {TOKEN}") == "detail: Bearer [redacted] and [redacted]"
+    assert b.session.scrub(f"detail: Bearer {TOKEN} and {TOKEN}") == "detail: Bearer [redacted] and [redacted]"
 
 
 def test_rejected_token_is_exit_2_before_any_upload(server: FakeReplicate, workdir: Path) -> None:
@@ -656,10 +589,9 @@ def test_http_requests_per_clip_stay_small(server: FakeReplicate, workdir: Path)
 
 def test_refuses_non_http_output_urls(server: FakeReplicate, workdir: Path) -> None:
     s = settings()
-    job = jobs_for(workdir, s, scenes=scenes(1), frames=True)[0]
     b = backend(s)
     dest = workdir / "out.mp4"
     for url in ("file:///etc/passwd", "ftp://example.com/x.mp4", "data:video/mp4;base64,AAAA"):
         with pytest.raises(GenerationError, match="not an http"):
-            b._download(job, "pid", url, dest)
+            b.downloads.download("pid", url, dest)
     assert not dest.exists()

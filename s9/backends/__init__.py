@@ -1,7 +1,9 @@
-"""Backends turn a resolved `Job` into an MP4. Each one: `check`, `upload`, `produce`, `cancel_all`, `close`."""
+"""Backends turn a resolved `Job` into an MP4. Each one: `check`, `preflight`, `upload`, `produce`, `cancel_all`,
+`close`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,8 +18,13 @@ class Backend(Protocol):
     def check(self) -> None:
         """Raise `InputError` before any work when the backend cannot run (e.g. no API token)."""
 
+    def preflight(self, jobs: Sequence[Job]) -> None:
+        """Before any upload: raise `InputError` (one line) when the model would refuse a job's input (checked
+        against its schema: the live one for replicate, the shipped snapshot offline)."""
+
     def upload(self, job: Job) -> str:
-        """Make the first frame available to the model; return the URI that goes into the input."""
+        """Make the job's images available to the model; return the first frame's URI (an `ImageURIs` carrying
+        the end frame's too, when the job has one) that `job.api_input` turns into the input."""
 
     def produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
         """Write the clip for `api_input` to `dest` (a temp path); raise `GenerationError` on failure."""

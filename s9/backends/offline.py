@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import video
-from ..job import Job
+from ..job import ImageURIs, Job, validate_job
 
 # What the debug file shows where the Replicate backend shows the uploaded image URL.
 OFFLINE_URI = "offline"
@@ -31,15 +32,21 @@ class OfflineBackend:
     def check(self) -> None:
         return None
 
+    def preflight(self, jobs: Sequence[Job]) -> None:
+        """Check every job's input against the model's shipped schema snapshot, so an offline run (and a plan
+        made offline) refuses what the real model would."""
+        for job in jobs:
+            validate_job(job)
+
     def upload(self, job: Job) -> str:
-        return OFFLINE_URI
+        return ImageURIs(OFFLINE_URI, OFFLINE_URI if job.next_frame is not None else None)
 
     def produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
         video.render_clip(
             dest,
             first_frame=job.first_frame,
-            width=job.width,
-            height=job.height,
+            width=job.preview_size[0],
+            height=job.preview_size[1],
             duration=job.duration,
             caption=job.scene.audio_dialogue,
             audio=job.makes_audio,

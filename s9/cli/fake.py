@@ -1,5 +1,5 @@
 """`s9 fake-replicate`: the shipped Replicate-compatible server, mounted as a subcommand."""
 
-from ..fake_replicate import fake_replicate_command
+from ..fake.cli import fake_replicate_command
 
 __all__ = ["fake_replicate_command"]

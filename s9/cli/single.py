@@ -44,6 +44,7 @@ def _settings(params_file: Path | None, model: str | None, aspect_ratio: str | N
 def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneResult]) -> Summary:
     backend = get_backend(settings.backend, settings)
     backend.check()
+    backend.preflight(jobs)  # the model's schema: a mismatch is one line, exit 2, before anything is uploaded
     for folder in {job.output.parent for job in jobs}:
         check_writable(folder)
     # Only now that no input error can follow (that must stay the one line on stderr): the skipped scenes,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..job import scene_input_problem
+from ..job import build_job, scene_input_problem, validate_job
 from ..models import get_model
 from ..params import Settings
 from .check import CHECKOUT, SceneStatus, StatusReport
@@ -126,6 +126,8 @@ def make_plan(root: Path, report: StatusReport, settings: Settings, repo: Repo |
                 item.how = _source(repo, concept.decl, status, entries[decl.stage], remote)
             if item.how == GENERATE:
                 item.problem = _input_problem(root, concept.decl.concept, decl)
+                if item.problem is None:  # what the model's schema refuses is refused here, before spending
+                    _validate(root, concept.decl, decl, settings)
             planned.append(item)
     return Plan(planned, settings.max_spend_usd)
 
@@ -151,6 +153,14 @@ def _source(repo: Repo, concept: Any, status: SceneStatus, entry: dict, remote: 
         if found is not None and dvcside.entry_on_remote(repo, found):
             return PULL
     return GENERATE
+
+
+def _validate(root: Path, concept: Any, decl: Any, settings: Settings) -> None:
+    with contextlib.chdir(root):
+        next_frame = Path(decl.images[1]) if len(decl.images) > 1 else None
+        job = build_job(concept.concept, decl.number, Path(decl.frame), settings, output=Path(decl.clip),
+                        batch=decl.ref.batch, next_frame=next_frame)
+        validate_job(job)
 
 
 def _input_problem(root: Path, concept: Any, decl: Any) -> str | None:

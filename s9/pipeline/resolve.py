@@ -16,7 +16,7 @@ from typing import Any
 from ..atomic import write_text_atomic
 from ..backends import backend_identity
 from ..errors import InputError
-from ..job import IMAGE_PLACEHOLDER, shaping_input
+from ..job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER, shaping_input
 from ..params import Settings
 from ..scenes import load_concept
 from ..yamlio import shown
@@ -31,14 +31,16 @@ def scene_inputs(decl: ConceptDecl, settings: Settings) -> dict[str, SceneInput]
     identity = backend_identity(settings.backend)
     entries: dict[str, SceneInput] = {}
     for scene_decl in decl.scenes:
-        model, api_input = shaping_input(decl.concept.scene(scene_decl.number), settings)
-        entries[scene_decl.stage] = {
-            "model": model.id,
-            "backend": settings.backend,
-            **identity,
-            "input": {key: value for key, value in api_input.items() if value != IMAGE_PLACEHOLDER},
-        }
+        model, api_input = shaping_input(decl.concept, decl.concept.scene(scene_decl.number), settings)
+        entries[scene_decl.stage] = entry(model.id, settings.backend, identity, api_input)
     return entries
+
+
+def entry(model: str, backend: str, identity: dict[str, str], api_input: dict[str, Any]) -> SceneInput:
+    """A scene's inputs.json entry: every image placeholder is left out (the bytes are file dependencies)."""
+    images = (IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER)
+    return {"model": model, "backend": backend, **identity,
+            "input": {key: value for key, value in api_input.items() if value not in images}}
 
 
 def render_inputs(entries: dict[str, SceneInput]) -> str:

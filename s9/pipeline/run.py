@@ -27,7 +27,7 @@ from .layout import INPUTS_STAGE, ConceptRef, find_root
 from .plan import GENERATE, PULL, RESTORE, Plan, make_plan
 from .record import warm_hashes, write_metrics
 from .register import sync_locked
-from .resolve import concept_decl, read_inputs, render_inputs, run_resolve, scene_inputs
+from .resolve import concept_decl, entry, read_inputs, render_inputs, run_resolve, scene_inputs
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -88,6 +88,8 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
         return ReproResult(the_plan, Summary([], 0.0, 0))
     if the_plan.over_budget:
         raise the_plan.budget_error()
+    backend = backend or get_backend(settings.backend, settings)
+    checked = _preflight(backend, [c.decl for c in before.concepts], the_plan, settings)
     synced = sync_locked(root, repo, settings)
     chosen, _ = select(synced.decls, targets)
     result = ReproResult(the_plan, Summary([], 0.0, 0))
@@ -110,7 +112,7 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
         if how.get(address, RESTORE) != GENERATE and dvcside.restore(stage, pull=how.get(address) == PULL):
             result.restored.append(address)
     pending = [stale[a] for a in stages if a not in result.restored]
-    _generate(repo, root, settings, chosen, pending, stages, result, workers, listener, backend)
+    _generate(repo, root, settings, chosen, pending, stages, result, workers, listener, backend, checked)
     return result
 
 
@@ -143,6 +145,23 @@ def _resolve_concept(repo: Repo, root: Path, ref: ConceptRef, settings: Settings
     return True
 
 
+def _job(decl: ConceptDecl, scene: SceneDecl, settings: Settings) -> Job:
+    """The job a scene stage runs: its declared clip, and the images its stage depends on."""
+    return build_job(decl.concept, scene.number, Path(scene.frame), settings, output=Path(scene.clip),
+                     batch=scene.ref.batch, next_frame=Path(scene.images[1]) if len(scene.images) > 1 else None)
+
+
+def _preflight(backend: Backend, decls: list[ConceptDecl], the_plan: Plan, settings: Settings) -> bool:
+    """Before anything is written: the token, and every job the plan generates against the model's schema.
+    True when the backend was checked."""
+    wanted = {p.stage for p in the_plan.to_generate}
+    jobs = [_job(d, s, settings) for d in decls for s in d.scenes if s.address in wanted]
+    if jobs:
+        backend.check()
+        backend.preflight(jobs)
+    return bool(jobs)
+
+
 @dataclass
 class _Prepared:
     decl: SceneDecl
@@ -153,7 +172,7 @@ class _Prepared:
 
 def _generate(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDecl], pending: list[SceneDecl],
               stages: dict[str, PipelineStage], result: ReproResult, workers: int | None,
-              listener: Listener | None, backend: Backend | None) -> None:
+              listener: Listener | None, backend: Backend | None, checked: bool = False) -> None:
     by_ref = {d.ref: d for d in decls}
     jobs: list[Job] = []
     prepared: dict[str, _Prepared] = {}
@@ -170,8 +189,7 @@ def _generate(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDec
                 raise InputError(problem)
             deps = dvcside.dep_values(stage)  # read before the job: a change from here on is noticed
             entry = inputs.setdefault(scene.ref, read_inputs(root, scene.ref)).get(scene.stage)
-            job = build_job(decl.concept, scene.number, Path(scene.frame), settings, output=Path(scene.clip),
-                            batch=scene.ref.batch)
+            job = _job(decl, scene, settings)
             if entry != _entry_of(job, settings):
                 raise InputError(f"{scene.ref.inputs_file}: scene {scene.number} changed while s9 prepared it; "
                                  "run `s9 repro` again")
@@ -193,7 +211,9 @@ def _generate(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDec
         collect("done", item)
     try:
         if jobs:
-            backend.check()
+            if not checked:
+                backend.check()
+            backend.preflight(jobs)  # again: the jobs were rebuilt after resolving (schemas are cached)
             for folder in {job.output.parent for job in jobs}:
                 check_writable(folder)
         summary = run_jobs(jobs, backend, workers or settings.max_workers, collect)
@@ -209,10 +229,10 @@ def _generate(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDec
 def _entry_of(job: Job, settings: Settings) -> dict[str, Any]:
     """The inputs.json entry a job corresponds to (what `scene_inputs` writes for it)."""
     from ..backends import backend_identity
-    from ..job import IMAGE_PLACEHOLDER
+    from ..job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER
 
-    return {"model": job.model.id, "backend": settings.backend, **backend_identity(settings.backend),
-            "input": {k: v for k, v in job.api_input(IMAGE_PLACEHOLDER).items() if v != IMAGE_PLACEHOLDER}}
+    return entry(job.model.id, settings.backend, backend_identity(settings.backend),
+                 job.api_input(IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER))
 
 
 def _record(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDecl], stages: dict[str, PipelineStage],
@@ -273,13 +293,13 @@ def run_stage(pipeline_dir: str | Path, scene_number: int, clip: str | Path,
                          f"writes {scene.clip}); run `s9 sync`, then repro again")
     entry = read_inputs(root, ref).get(scene.stage)
     with contextlib.chdir(root):
-        job = build_job(decl.concept, scene_number, Path(scene.frame), settings, output=Path(scene.clip),
-                        batch=ref.batch)
+        job = _job(decl, scene, settings)
         if entry != _entry_of(job, settings):
             raise InputError(f"{ref.inputs_file}: scene {scene_number}'s entry is not what params.yaml and "
                              f"{ref.prompts} give now; run `dvc repro` (its `inputs` stage rewrites it)")
         backend = get_backend(settings.backend, settings)
         backend.check()
+        backend.preflight([job])
         check_writable(job.output.parent)
         try:
             summary = run_jobs([job], backend, 1, listener)
