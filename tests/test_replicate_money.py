@@ -137,7 +137,7 @@ def test_the_run_stops_creating_before_the_budget_is_crossed(server, workdir: Pa
     assert code == 1
     assert hits(server, CREATE) == 1 and len(server.predictions()) == 1
     assert "Success rate: 1/3 (33%)" in out
-    failed = [line for line in err.splitlines() if line.startswith("✗")]
+    failed = [line for line in err.splitlines() if line.startswith("[tiny] ✗")]
     assert len(failed) == 2 and all("budget.max_spend_usd $1.00" in line and "not created" in line for line in failed)
     assert any("$0.60 more would take this run to $1.20" in line for line in failed)
     assert spend().total.cost_usd == pytest.approx(0.60)

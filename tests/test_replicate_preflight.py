@@ -262,8 +262,8 @@ def test_job_images_list_every_image_sent(workdir: Path) -> None:
     assert "tiny scene 1: Veo 3 Fast takes no end frame, so this clip ends freely (continuity)" in fast3[0].warnings
     # A missing next frame: that clip ends freely, with a warning naming the file.
     (frames / "tiny_p3_first_frame.jpg").unlink()
-    jobs, missing = build_concept_jobs(concept, frames, on)
-    assert missing == [3] and jobs[1].images == (frames / "tiny_p2_first_frame.jpg",)
+    jobs, skipped = build_concept_jobs(concept, frames, on)
+    assert list(skipped) == [3] and "first frame for scene 3 not found" in skipped[3] and jobs[1].images == (frames / "tiny_p2_first_frame.jpg",)
     assert any("scene 3's first frame" in w and "is missing" in w for w in jobs[1].warnings)
 
 
