@@ -49,18 +49,26 @@ class Camera:
 def camera_path(base_w: int, base_h: int, width: int, height: int, n_frames: int,
                 pan: tuple[Fraction, Fraction]) -> list[Camera]:
     """Each frame's view: a smoothstep ease (like a real dolly settling) from the whole base to 1/ZOOM_END
-    of it, drifting along `pan` within the margin the zoom opens."""
+    of it, drifting along `pan` within the margin the zoom opens. Exact rational arithmetic, kept as integer
+    numerators over one common denominator per frame (Fraction would normalise after every step)."""
+    last = max(1, n_frames - 1)
+    ratios = (ZOOM_END - 1, *pan, _PAN_REACH)
+    (zn, zd), (pxn, pxd), (pyn, pyd), (rn, rd) = ((f.numerator, f.denominator) for f in ratios)
     path = []
     for i in range(n_frames):
-        t = Fraction(i, n_frames - 1) if n_frames > 1 else Fraction(0)
-        zoom = 1 + (ZOOM_END - 1) * t * t * (3 - 2 * t)
-        crop_w, crop_h = base_w / zoom, base_h / zoom
-        cx = Fraction(base_w, 2) + pan[0] * _PAN_REACH * (base_w - crop_w) / 2
-        cy = Fraction(base_h, 2) + pan[1] * _PAN_REACH * (base_h - crop_h) / 2
-        path.append(Camera(
-            x0=int((cx - crop_w / 2) * _ONE), y0=int((cy - crop_h / 2) * _ONE),
-            step_x=int(crop_w / width * _ONE), step_y=int(crop_h / height * _ONE),
-        ))
+        # zoom = 1 + (ZOOM_END - 1) * t^2 (3 - 2t), t = i / last, as num / den.
+        den = zd * last**3
+        num = den + zn * i * i * (3 * last - 2 * i)
+        views = []
+        for size, out, (pn, pd) in ((base_w, width, (pxn, pxd)), (base_h, height, (pyn, pyd))):
+            # crop = size / zoom; centre = size/2 + pan * reach * (size - crop) / 2; origin = centre - crop/2.
+            crop_n, crop_d = size * den, num
+            margin_n = size * crop_d - crop_n  # (size - crop) * crop_d
+            d = 2 * crop_d * pd * rd
+            origin_n = size * crop_d * pd * rd + pn * rn * margin_n - crop_n * pd * rd
+            views.append((origin_n * _ONE // d, crop_n * _ONE // (crop_d * out)))
+        (x0, step_x), (y0, step_y) = views
+        path.append(Camera(x0=x0, y0=y0, step_x=step_x, step_y=step_y))
     return path
 
 
@@ -79,7 +87,8 @@ class Plane:
         """For output samples 0..count-1: the first source tap and the two 8-bit weights (summing to 256)."""
         # Centre of output sample j, in source samples: origin + (j + 1/2) * step - 1/2.
         pos = origin // self.scale + ((2 * np.arange(count, dtype=np.int64) + 1) * step >> 1) - _ONE // 2
-        pos = np.clip(pos, 0, (limit - 1) * _ONE)
+        np.minimum(pos, (limit - 1) * _ONE, out=pos)  # the path keeps inside the base; this is a guard
+        np.maximum(pos, 0, out=pos)
         first = pos >> 16
         frac = ((pos >> 8) & 0xFF).astype(np.uint16)
         return first, 256 - frac, frac

@@ -59,9 +59,11 @@ def render_clip(
                 encode.pin_ffmpeg_cpu()
                 encode.mux_audio(container, pcm)
             time_base = Fraction(1, fps)
+            # One frame buffer for the whole clip: x264 copies each picture in before encode() returns, and
+            # fresh 1.4 MB buffers per frame would cost a page fault per 4 KB.
+            frame = av.VideoFrame(width, height, "yuv420p")
+            views = _plane_views(frame, width, height)
             for i, cam in enumerate(path):
-                frame = av.VideoFrame(width, height, "yuv420p")
-                views = _plane_views(frame, width, height)
                 for plane, view in zip(planes, views, strict=True):
                     plane.warp(cam, view)
                 if overlay is not None:
