@@ -28,6 +28,7 @@ import PIL
 from s9.errors import GenerationError
 
 from .audio import SAMPLE_RATE
+from .probe import one_line
 
 # Bump whenever the renderer's output bytes change for the same inputs and libraries.
 RENDERER_VERSION = 2
@@ -127,8 +128,6 @@ def open_clip(dest: Path) -> av.container.OutputContainer:
         return av.open(str(dest), mode="w", format="mp4",
                        container_options={"fflags": "+bitexact", "movflags": "+faststart"})
     except (av.FFmpegError, OSError) as exc:
-        from .probe import one_line
-
         raise GenerationError(f"{dest}: cannot write clip ({one_line(exc)})") from None
 
 
