@@ -9,4 +9,5 @@ fi
 # Some machines' pip config names index folders that do not exist; hide only that warning.
 quiet_pip() { .venv/bin/python -m pip --quiet --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 quiet_pip install --upgrade "pip>=23"
-quiet_pip install -e ".[test]"
+# constraints.txt pins every package to the versions the offline renderer's bytes were checked with.
+quiet_pip install -c constraints.txt -e ".[test]"

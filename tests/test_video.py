@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import platform
+import re
 from array import array
 from pathlib import Path
 
 import av
+import numpy as np
+import PIL
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps, ImageStat
 
 from s9.errors import GenerationError, InputError, S9Error
-from s9.video import ClipInfo, load_first_frame, probe, render_clip, verify
+from s9.video import ClipInfo, load_first_frame, probe, render_clip, renderer_identity, verify
+from s9.video.audio import ambient
+from s9.video.image import to_yuv420
 
 FPS = 24
 LONG_CAPTION = (
@@ -132,20 +139,56 @@ def test_duration_is_exact(tmp_path: Path, source: Path, seconds: int) -> None:
     assert count_frames(clip) == seconds * FPS
 
 
-@pytest.mark.parametrize("size", [(1280, 720), (720, 1280), (720, 720)])
-def test_size_and_cover_fit(tmp_path: Path, size: tuple[int, int]) -> None:
-    # A 3:2 source fits none of the targets: 16:9 loses some top and bottom, 9:16 and 1:1 the sides.
-    src = make_source(tmp_path / "first.jpg", (900, 600))
+def test_same_aspect_first_frame_is_the_picture_scaled(tmp_path: Path) -> None:
+    src = make_source(tmp_path / "first.jpg", (1600, 900))
+    clip = render(tmp_path / "c.mp4", src, width=1280, height=720, audio=False)
+    first = decode_frames(clip, {0})[0]
+    loaded = load_first_frame(src)
+    assert mean_abs_diff(first, loaded.resize((1280, 720), Image.Resampling.LANCZOS)) < 4
+
+
+def edge_bars(path: Path, size: tuple[int, int]) -> Path:
+    """A landscape picture whose subject reaches its left and right edges: a red bar and a blue bar."""
+    w, h = size
+    img = Image.new("RGB", size, (120, 120, 120))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, h // 4, w // 10, h * 3 // 4), fill=(220, 30, 30))
+    draw.rectangle((w - w // 10, h // 4, w - 1, h * 3 // 4), fill=(30, 30, 220))
+    img.save(path, quality=95)
+    return path
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (720, 720), (1280, 720)])
+def test_fit_keeps_the_whole_picture_for_any_aspect(tmp_path: Path, size: tuple[int, int]) -> None:
+    # A 21:9 frame fits none of the targets: a centre crop would cut off both bars.
+    src = edge_bars(tmp_path / "wide.jpg", (1260, 540))
     clip = render(tmp_path / "c.mp4", src, width=size[0], height=size[1], audio=False)
     info = verify(clip, duration=1, audio=False, width=size[0], height=size[1])
     assert (info.width, info.height) == size
-
     first = decode_frames(clip, {0})[0]
-    loaded = load_first_frame(src)
-    cover = ImageOps.fit(loaded, size, Image.Resampling.LANCZOS)  # scale to fill + centre crop
-    stretched = loaded.resize(size, Image.Resampling.LANCZOS)  # distorted: what cover must not do
-    assert mean_abs_diff(first, cover) < 4
-    assert mean_abs_diff(first, stretched) > 3 * mean_abs_diff(first, cover)
+    w, h = size
+    # Contained: full width, centred vertically; both edge bars survive at the frame's edges.
+    inner_h = round(w * 540 / 1260)
+    top = (h - inner_h) // 2
+    left = first.getpixel((w // 40, h // 2))
+    right = first.getpixel((w - 1 - w // 40, h // 2))
+    assert left[0] > 150 and left[2] < 90, left
+    assert right[2] > 150 and right[0] < 90, right
+    whole = load_first_frame(src).resize((w, inner_h), Image.Resampling.LANCZOS)
+    assert mean_abs_diff(first.crop((0, top + 4, w, top + inner_h - 4)), whole.crop((0, 4, w, inner_h - 4))) < 4
+    # Above and below: a blurred, darkened fill of the same picture -- not black, darker than the picture.
+    fill = first.crop((0, 0, w, max(2, top - 8))).convert("L")
+    mean_fill = ImageStat.Stat(fill).mean[0]
+    assert 25 < mean_fill < 0.8 * ImageStat.Stat(whole.convert("L")).mean[0]
+    assert ImageStat.Stat(fill).stddev[0] < 25  # smooth: blurred, no hard edges
+
+
+def test_contain_fill_is_used_only_beyond_a_small_crop(tmp_path: Path) -> None:
+    # 1.5 % off 16:9: a cover-fit (no fill band) is the better picture.
+    src = edge_bars(tmp_path / "near.jpg", (1624, 900))
+    first = decode_frames(render(tmp_path / "c.mp4", src, width=1280, height=720, audio=False), {0})[0]
+    cover = ImageOps.fit(load_first_frame(src), (1280, 720), Image.Resampling.LANCZOS)
+    assert mean_abs_diff(first.crop((0, 0, 1280, 200)), cover.crop((0, 0, 1280, 200))) < 4
 
 
 def test_push_in_moves_the_picture(hd_clip: tuple[Path, Path]) -> None:
@@ -357,3 +400,66 @@ def test_error_messages_are_one_line(tmp_path: Path) -> None:
             call()
         assert "\n" not in str(info.value)
         assert str(bad) in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Determinism building blocks (the cross-CPU check itself is tests/test_video_determinism.py)
+
+
+def test_renderer_identity_names_what_the_bytes_depend_on(tmp_path: Path, source: Path) -> None:
+    identity = renderer_identity()
+    found = re.fullmatch(r"s9-offline/(\d+) av/(\S+) ffmpeg/(\S+) x264/(\d+) pillow/(\S+) (\S+)", identity)
+    assert found, identity
+    assert found.group(2) == av.__version__
+    assert found.group(3) == av.ffmpeg_version_info
+    assert found.group(5) == PIL.__version__
+    assert found.group(6) == platform.machine().lower().replace("amd64", "x86_64").replace("arm64", "aarch64")
+    # The x264 build is the one that writes our clips (x264 names itself in every stream).
+    clip = render(tmp_path / "c.mp4", source, audio=False).read_bytes()
+    assert f"x264 - core {found.group(4)}".encode() in clip
+
+
+def test_rgb_to_yuv_is_bt709_limited_range() -> None:
+    colours = {"white": (255, 255, 255), "black": (0, 0, 0), "red": (255, 0, 0), "green": (0, 255, 0),
+               "blue": (0, 0, 255), "grey": (128, 128, 128)}
+    rgb = np.zeros((2, 2 * len(colours), 3), dtype=np.uint8)
+    for n, value in enumerate(colours.values()):
+        rgb[:, 2 * n : 2 * n + 2] = value
+    y, u, v = to_yuv420(rgb)
+    kr, kb = 0.2126, 0.0722
+    for n, (r, g, b) in enumerate(colours.values()):
+        luma = (kr * r + (1 - kr - kb) * g + kb * b) / 255
+        expected = (16 + 219 * luma, 128 + 224 * (b / 255 - luma) / (2 - 2 * kb),
+                    128 + 224 * (r / 255 - luma) / (2 - 2 * kr))
+        assert abs(int(y[0, 2 * n]) - expected[0]) <= 0.5 + 1e-9
+        assert abs(int(u[0, n]) - expected[1]) <= 0.5 + 1e-9
+        assert abs(int(v[0, n]) - expected[2]) <= 0.5 + 1e-9
+    assert (int(y[0, 0]), int(u[0, 0]), int(v[0, 0])) == (235, 128, 128)
+    assert (int(y[0, 2]), int(u[0, 1]), int(v[0, 1])) == (16, 128, 128)
+
+
+def test_rgb_to_yuv_agrees_with_ffmpeg(source: Path) -> None:
+    # Same colour space and range as swscale's BT.709 conversion: luma to within rounding; chroma close
+    # (swscale filters and sites its 4:2:0 chroma differently from our 2x2 mean).
+    rgb = np.asarray(load_first_frame(source).resize((320, 180)))
+    ours = to_yuv420(rgb)
+    theirs = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        format="yuv420p", dst_colorspace=av.video.reformatter.Colorspace.ITU709,
+        dst_color_range=av.video.reformatter.ColorRange.MPEG)
+    for n, (mine, plane) in enumerate(zip(ours, theirs.planes, strict=True)):
+        h, w = mine.shape
+        other = np.frombuffer(plane, dtype=np.uint8)[: h * plane.line_size].reshape(h, plane.line_size)[:, :w]
+        diff = np.abs(mine.astype(int) - other.astype(int))
+        assert diff.max() <= (1 if n == 0 else 16)  # chroma: only at sharp edges, where siting shows
+        assert diff.mean() < 0.6
+
+
+def test_audio_is_the_integer_pcm_encoded(tmp_path: Path, source: Path) -> None:
+    clip = render(tmp_path / "c.mp4", source, duration=2, seed="pcm")
+    _, decoded = audio_samples(clip)
+    pcm = ambient(hashlib.sha256(b"pcm").digest(), 2)[0].astype(np.float64) / 32768
+    got = np.array(decoded, dtype=np.float64)[: pcm.size]
+    assert got.size >= pcm.size - 1024
+    error = got - pcm[: got.size]
+    snr = 10 * math.log10(float(np.sum(pcm[: got.size] ** 2)) / float(np.sum(error**2)))
+    assert snr > 20, snr  # AAC at 96 kb/s is lossy, but it is this PCM, sample-aligned
