@@ -37,8 +37,8 @@ class Backend(Protocol):
 
 def backend_identity(name: str) -> dict[str, str]:
     """What besides the model input shapes a backend's clip (recorded per scene by the DVC pipeline)."""
-    if name == "offline":
-        from .offline import renderer_identity
+    if name == "offline":  # the clips' bytes depend on the renderer and the encoders under it
+        from ..video import renderer_identity
 
         return {"renderer": renderer_identity()}
     return {}

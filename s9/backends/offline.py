@@ -11,19 +11,6 @@ from ..job import ImageURIs, Job, validate_job
 
 # What the debug file shows where the Replicate backend shows the uploaded image URL.
 OFFLINE_URI = "offline"
-# Bump whenever the renderer's output bytes change for the same inputs.
-RENDERER_VERSION = 1
-
-
-def renderer_identity() -> str:
-    """What the offline clips' bytes depend on besides their inputs: the renderer and the encoders under it.
-
-    The DVC pipeline records it with every offline scene, so an upgrade is a stated change, not lock churn."""
-    import av
-
-    versions = getattr(av, "library_versions", {})
-    ffmpeg = ".".join(str(n) for n in versions.get("libavcodec", ()))
-    return f"s9-offline/{RENDERER_VERSION} av/{av.__version__} libavcodec/{ffmpeg}"
 
 
 class OfflineBackend:
@@ -51,6 +38,7 @@ class OfflineBackend:
             caption=job.scene.audio_dialogue,
             audio=job.makes_audio,
             seed=job.fingerprint,  # same inputs -> byte-identical clip, so DVC's cache means something
+            last_frame=job.next_frame,  # continuity: the clip settles into the next scene's first frame
         )
 
     def cancel_all(self) -> None:

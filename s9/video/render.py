@@ -30,8 +30,12 @@ def render_clip(
     audio: bool = True,
     seed: str = "",
     fps: int = 24,
+    last_frame: Path | None = None,
 ) -> None:
     """Write a preview MP4 to `dest`: the first frame with a slow push-in, the caption as a subtitle.
+
+    With `last_frame` (continuity: the next scene's first frame), the last half second settles into that
+    picture, fitted by the same rule, and the clip's final frame is exactly it.
 
     H.264 (yuv420p, BT.709) at exactly width x height and `fps`, exactly `duration` seconds, plus an AAC
     ambient track when `audio` is true. The same arguments give the same bytes on every machine with the
@@ -50,6 +54,8 @@ def render_clip(
     n_frames = duration * fps
     path = camera_path(base_w, base_h, width, height, n_frames, pan_direction(digest))
     pcm = ambient(digest, duration) if audio else None
+    end = to_yuv420(fit(load_first_frame(Path(last_frame)), width, height)) if last_frame is not None else None
+    settle = min(n_frames - 1, fps // 2) if end is not None else 0
 
     container = encode.open_clip(dest)
     try:
@@ -68,12 +74,23 @@ def render_clip(
                     plane.warp(cam, view)
                 if overlay is not None:
                     overlay.apply(views)
+                if end is not None and i >= n_frames - settle:
+                    _settle(views, end, i - (n_frames - settle) + 1, settle)
                 frame.pts, frame.time_base = i, time_base
                 frame.colorspace, frame.color_range = encode.BT709, encode.LIMITED_RANGE
                 container.mux(vstream.encode(frame))
             container.mux(vstream.encode(None))
     except av.FFmpegError as exc:
         raise GenerationError(f"{dest}: encoding the preview clip failed ({one_line(exc)})") from None
+
+
+def _settle(views: tuple[np.ndarray, np.ndarray, np.ndarray], end: tuple[np.ndarray, ...], step: int,
+            steps: int) -> None:
+    """Blend `step`/`steps` of the end picture into the frame, in integer arithmetic (the same bytes on every
+    machine); at the last step the frame is the end picture."""
+    for view, target in zip(views, end, strict=True):
+        mixed = (view.astype(np.uint16) * (steps - step) + target.astype(np.uint16) * step + steps // 2) // steps
+        view[...] = mixed.astype(np.uint8)
 
 
 def _plane_views(frame: av.VideoFrame, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
