@@ -17,6 +17,9 @@ BACKENDS = ("offline", "replicate")
 # Scene continuity: with next_first_frame, scene N ends on scene N+1's first frame (models that take an end frame).
 CONTINUITY = ("none", "next_first_frame")
 PARAMS_FILE = "params.yaml"
+# Scenes in flight at once. A replicate scene in flight is one held request or poll (creates are paced to the
+# account's limit), so hundreds are fine; the offline renderer never renders more clips at once than cores.
+MAX_WORKERS = 1000
 
 # The video_settings keys that shape a clip: DVC scene stages depend on exactly these.
 CLIP_PARAMS = ("video_model", "aspect_ratio", "duration_seconds", "resolution", "generate_audio", "backend",
@@ -80,8 +83,9 @@ def validate(s: Settings, source: str) -> Settings:
         raise InputError(f"{_where(source, 'video_settings.generate_audio')}: must be true or false")
     _one_of(s.backend, BACKENDS, _where(source, "video_settings.backend"), "unknown backend")
     _one_of(s.continuity, CONTINUITY, _where(source, "video_settings.continuity"), "unknown continuity")
-    if isinstance(s.max_workers, bool) or not isinstance(s.max_workers, int) or not 1 <= s.max_workers <= 64:
-        raise InputError(f"{_where(source, 'video_settings.max_workers')}: must be a whole number from 1 to 64")
+    if isinstance(s.max_workers, bool) or not isinstance(s.max_workers, int) or not 1 <= s.max_workers <= MAX_WORKERS:
+        raise InputError(f"{_where(source, 'video_settings.max_workers')}: must be a whole number from 1 to "
+                         f"{MAX_WORKERS}")
     if not _positive(s.prediction_timeout_seconds):
         raise InputError(f"{_where(source, 'video_settings.prediction_timeout_seconds')}: must be a number > 0")
     check_batch_name(s.batch, _where(source, "output.batch"))

@@ -356,6 +356,23 @@ def test_rate_limited_create_is_429_with_retry_after(server: FakeReplicate, clie
     p.cancel()
 
 
+def test_create_limit_answers_429_past_the_burst_until_the_rate_allows(server: FakeReplicate) -> None:
+    """The account's create limit: a burst, then one create per 60/limit seconds; past it, the real API's
+    429 ("resets in ~Ns") with a whole-second Retry-After. Other endpoints are not limited by it."""
+    server.config.create_limit_per_minute = 60  # one a second
+    server.config.create_burst = 3
+    url = f"{server.base_url}/v1/models/openai/sora-2/predictions"
+    answers = [httpx.post(url, headers=AUTH, json={"input": {"prompt": "x"}}) for _ in range(5)]
+    assert [r.status_code for r in answers] == [201, 201, 201, 429, 429]
+    refused = answers[3]
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["detail"] == "Request was throttled. Your rate limit resets in ~1s."
+    assert httpx.get(f"{server.base_url}/v1/account", headers=AUTH).status_code == 200
+    assert server.stats()["throttled"] == 2 and len(server.predictions()) == 3
+    time.sleep(1.05)  # one more is allowed a second later, and only one
+    assert [httpx.post(url, headers=AUTH, json={"input": {"prompt": "x"}}).status_code for _ in range(2)] == [201, 429]
+
+
 def test_server_error_on_create_is_not_retried(server: FakeReplicate, client: replicate.Client) -> None:
     server.config.server_error_creates = 1
     server.reset()
@@ -615,7 +632,7 @@ def test_https_gives_file_output(tls: dict[str, Path], jpeg: Path, monkeypatch: 
 def test_fake_endpoints(server: FakeReplicate, client: replicate.Client) -> None:
     base = server.base_url
     assert httpx.post(f"{base}/_fake/reset").json() == {"ok": True}
-    assert httpx.get(f"{base}/_fake/stats").json() == {"total": 0, "by_route": {}}
+    assert httpx.get(f"{base}/_fake/stats").json() == {"total": 0, "by_route": {}, "throttled": 0}
     r = httpx.post(f"{base}/_fake/config", json={"latency": 0, "flag_word": "nope", "expected_token": "s3"})
     assert r.status_code == 200 and r.json()["latency"] == 0 and r.json()["expected_token"] == "***"
     assert server.config.flag_word == "nope" and server.config.expected_token == "s3"

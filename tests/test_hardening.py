@@ -223,7 +223,7 @@ def test_usage_errors_are_one_line_naming_the_option(tiny: tuple[Path, Path, Pat
     cases = [
         (["clip", prompts, "0", frame], "error: SCENE_NUMBER: 0 is not in the range x>=1"),
         (["generate", prompts, "--frames", frames, "--workers", "0"],
-         "error: --workers: 0 is not in the range 1<=x<=64"),
+         "error: --workers: 0 is not in the range 1<=x<=1000"),
         (["clip", prompts, "1", frame, "--model", "google/veo-9"],
          "error: --model: 'google/veo-9' is not one of 'openai/sora-2', 'google/veo-3-fast', 'google/veo-3.1-fast'"),
         (["clip", prompts, "1", frame, str(frames)], "error: OUTPUT_PATH: "),

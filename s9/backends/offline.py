@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,11 @@ OFFLINE_URI = "offline"
 class OfflineBackend:
     name = "offline"
 
+    def __init__(self) -> None:
+        # Rendering is CPU-bound: with `-j 200` the other workers wait here instead of holding 200 clips' worth
+        # of frames and encoders in memory at once.
+        self._renders = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0))))
+
     def check(self) -> None:
         return None
 
@@ -29,6 +36,10 @@ class OfflineBackend:
         return ImageURIs(OFFLINE_URI, OFFLINE_URI if job.next_frame is not None else None)
 
     def produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
+        with self._renders:
+            self._render(job, dest)
+
+    def _render(self, job: Job, dest: Path) -> None:
         video.render_clip(
             dest,
             first_frame=job.first_frame,

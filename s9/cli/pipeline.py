@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..params import MAX_WORKERS
 from ..runner import SceneResult
 from .app import cli
 from .output import Progress, print_result, print_summary, warning_line
@@ -205,7 +206,7 @@ def _print_repro(result: Any, root: Path) -> None:
 
 @cli.command("repro")
 @click.argument("targets", nargs=-1)
-@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64),
+@click.option("-j", "--jobs", "workers", type=click.IntRange(1, MAX_WORKERS),
               help="Scenes generated at once (default: params max_workers).")
 @click.option("--no-pull", is_flag=True, help="Do not fetch from the DVC remote before generating.")
 def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool) -> None:
@@ -238,7 +239,7 @@ def exp_group() -> None:
 @click.option("--queue", is_flag=True, help="Queue it for `dvc queue start`; the workspace stays as it is.")
 @click.option("--temp", is_flag=True, help="Run it in a temporary folder; the workspace stays as it is.")
 @click.option("-n", "--name", help="The experiment's name.")
-@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64), help="Scenes generated at once.")
+@click.option("-j", "--jobs", "workers", type=click.IntRange(1, MAX_WORKERS), help="Scenes generated at once.")
 def exp_run_cmd(overrides: tuple[str, ...], queue: bool, temp: bool, name: str | None, workers: int | None) -> None:
     """Run an experiment like `dvc exp run -S …`, also for the keys that rename clips (the model).
 

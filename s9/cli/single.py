@@ -11,7 +11,7 @@ from ..backends import get_backend
 from ..errors import InputError
 from ..job import Job, build_concept_jobs, build_job
 from ..models import ASPECT_RATIOS, MODELS
-from ..params import BACKENDS, Settings, load_settings
+from ..params import BACKENDS, MAX_WORKERS, Settings, load_settings
 from ..runner import SceneResult, Summary, check_writable, run_jobs
 from ..scenes import load_concept, parse_duration
 from .app import cli
@@ -105,7 +105,7 @@ def _scene_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for this concept's clips (default: {outputs}/{batch}/{concept}).")
 @click.option("--scenes", "scene_numbers", callback=_scene_list, help="Only these scene numbers, e.g. 1,3.")
-@click.option("--workers", type=click.IntRange(1, 64), help="Scenes generated at once (default from params).")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Scenes generated at once (default from params).")
 @_settings_options
 def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, scene_numbers: list[int] | None,
              workers: int | None, params_file: Path | None, model: str | None, aspect_ratio: str | None,

@@ -27,6 +27,11 @@ Deliberately independent of s9's model specs and backends (it keeps its own sche
 is a second opinion on them rather than an echo. Stdlib only, apart from Pillow for the placeholder first
 frame and ``s9.video`` for rendering, both imported lazily.
 
+Load (``FakeConfig``, CLI flags): ``create_limit_per_minute`` enforces the account's create limit as the real API
+does (a burst of ``create_burst``, then 429 "Your rate limit resets in ~Ns." with a Retry-After); ``latency`` and
+``latency_jitter`` set how long predictions take; a create held by ``Prefer: wait`` sleeps until its prediction
+can change, so hundreds held at once cost the server nothing; ``shared_renders`` serves one clip per shape.
+
 Faults (``FakeConfig``, ``/_fake/config``, CLI flags): 429s and 5xx on create, 503 on status checks, failing
 uploads, truncated downloads, expired outputs (410), E005 flagging, gone models (``gone_models``), a live
 schema that differs from the table (``schema_patches``), and ``create_then_error`` -- a create that DOES make

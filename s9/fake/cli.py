@@ -19,6 +19,13 @@ import click
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it local).")
 @click.option("--port", default=0, show_default=True, type=int, help="Port; 0 picks a free one.")
 @click.option("--latency", default=0.0, show_default=True, type=float, help="Seconds until a prediction ends.")
+@click.option("--latency-jitter", default=0.0, show_default=True, type=float,
+              help="Each prediction takes up to this many seconds more than --latency (uniformly).")
+@click.option("--create-limit", "create_limit_per_minute", default=0.0, show_default=True, type=float,
+              help="Creates allowed per minute, as the account limit (Replicate: 600); past it, 429 + Retry-After. "
+                   "0: no limit.")
+@click.option("--create-burst", default=10, show_default=True, type=int, help="Creates allowed at once under "
+              "--create-limit.")
 @click.option("--flag-word", default=None, help="Prompts containing this word fail with E005.")
 @click.option("--expected-token", default=None, help="Only accept this bearer token (default: any).")
 @click.option("--rate-limit-creates", default=0, type=int, help="Answer the next N creates with 429.")
@@ -45,7 +52,8 @@ import click
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="Private key for --certfile.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Keep files here.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each request line to stderr.")
-def fake_replicate_command(host: str, port: int, latency: float, flag_word: str | None,
+def fake_replicate_command(host: str, port: int, latency: float, latency_jitter: float,
+                           create_limit_per_minute: float, create_burst: int, flag_word: str | None,
                            expected_token: str | None, rate_limit_creates: int, retry_after: float,
                            server_error_creates: int, server_error_gets: int, create_then_error: int,
                            list_page_size: int, fail_uploads: int, expire_outputs: int,
@@ -58,7 +66,8 @@ def fake_replicate_command(host: str, port: int, latency: float, flag_word: str 
     from .server import FakeReplicate
 
     config = FakeConfig(
-        latency=latency, flag_word=flag_word, expected_token=expected_token,
+        latency=latency, latency_jitter=latency_jitter, create_limit_per_minute=create_limit_per_minute,
+        create_burst=create_burst, flag_word=flag_word, expected_token=expected_token,
         rate_limit_creates=rate_limit_creates, retry_after=retry_after,
         server_error_creates=server_error_creates, server_error_gets=server_error_gets,
         create_then_error=create_then_error, list_page_size=list_page_size,

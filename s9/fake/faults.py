@@ -16,6 +16,11 @@ class FakeConfig:
     """
 
     latency: float = 0.0  # seconds from creation until a prediction may finish
+    latency_jitter: float = 0.0  # each prediction takes latency + a uniform 0..jitter seconds more
+    # The account's create limit, as the real API enforces it: creates past `create_limit_per_minute` on
+    # average (after a burst of `create_burst`) are answered 429 with a Retry-After. 0: no limit.
+    create_limit_per_minute: float = 0.0
+    create_burst: int = 10
     rate_limit_creates: int = 0  # next N creates -> 429 with Retry-After
     retry_after: float = 1.0  # seconds, sent rounded up as an integer (the client only parses digits)
     server_error_creates: int = 0  # next N creates -> server_error_status

@@ -44,6 +44,7 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # idle keep-alive connections must not block shutdown
+    request_queue_size = 1024  # hundreds of clients connect at once in load tests (socketserver's default: 5)
     fake: Any  # the FakeReplicate serving (typed loosely: the server module imports this one)
     ssl_context: ssl.SSLContext | None = None
 
@@ -253,6 +254,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _post_model_predictions(self, body: bytes, owner: str, name: str) -> None:
         model = f"{owner}/{name}"
+        over = self.fake.throttled()
+        if over is not None:  # the real API's words and header
+            raise ApiError(429, f"Request was throttled. Your rate limit resets in ~{over}s.",
+                           headers={"Retry-After": str(over)})
         if self.fake._take("rate_limit_creates"):
             wait = max(0, math.ceil(self.fake.config.retry_after))
             raise ApiError(429, f"Request was throttled. Expected available in {wait} second"

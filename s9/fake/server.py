@@ -6,6 +6,8 @@ import base64
 import copy
 import hashlib
 import json
+import math
+import random
 import re
 import shutil
 import ssl
@@ -55,6 +57,8 @@ class FakeReplicate:
         self._requests: list[dict[str, Any]] = []
         self._stats: Counter[str] = Counter()
         self._executor: ThreadPoolExecutor | None = None
+        self._create_tat = 0.0  # the create limit's theoretical arrival time (GCRA)
+        self._throttled = 0  # creates answered 429 by the create limit
         self._thread: threading.Thread | None = None
         self._serving = threading.Event()
 
@@ -141,15 +145,16 @@ class FakeReplicate:
             return [dict(r) for r in self._requests]
 
     def stats(self) -> dict[str, Any]:
-        """Request counts per "METHOD route-template" and in total."""
+        """Request counts per "METHOD route-template" and in total, and the creates the create limit refused."""
         with self._lock:
-            return {"total": sum(self._stats.values()), "by_route": dict(self._stats)}
+            return {"total": sum(self._stats.values()), "by_route": dict(self._stats), "throttled": self._throttled}
 
     def reset(self) -> None:
         """Forget the request log and counts (files, predictions and config stay)."""
         with self._lock:
             self._requests.clear()
             self._stats.clear()
+            self._throttled = 0
 
     def _record(self, method: str, path: str, route: str, status: int, cancel_after: str | None = None) -> None:
         with self._lock:
@@ -157,6 +162,23 @@ class FakeReplicate:
             self._requests.append({"method": method, "path": path, "route": route, "status": status,
                                    "time": time.time(), "cancel_after": cancel_after})
             self._stats[f"{method} {route}"] += 1
+
+    def throttled(self) -> int | None:
+        """Whether a create now is past the account's create limit: the whole seconds until one is allowed
+        (the Retry-After), or None when it may go ahead (and is counted against the limit)."""
+        with self._lock:
+            per_minute = self.config.create_limit_per_minute
+            if per_minute <= 0:
+                return None
+            now = time.monotonic()
+            interval = 60.0 / per_minute
+            tolerance = (max(1, self.config.create_burst) - 1) * interval
+            tat = max(self._create_tat, now)
+            if tat - tolerance > now:
+                self._throttled += 1
+                return max(1, math.ceil(tat - tolerance - now))
+            self._create_tat = tat + interval
+            return None
 
     def _take(self, counter: str) -> bool:
         """Consume one shot of a "next N requests" fault; True if it fires."""
@@ -225,7 +247,8 @@ class FakeReplicate:
             if end_uri else None,
         }
         p = PredictionRecord(
-            id=new_id(), model=model, input=inp, t0=time.monotonic(), latency=self.config.latency,
+            id=new_id(), model=model, input=inp, t0=time.monotonic(),
+            latency=self.config.latency + random.uniform(0.0, max(0.0, self.config.latency_jitter)),
             created_at=utc_now(), flagged=bool(flag) and flag.lower() in prompt.lower(), render=render,
             prefer=prefer, cancel_after=cancel_after[0] if cancel_after else None,
             deadline_after=cancel_after[1] if cancel_after else None,
@@ -302,16 +325,24 @@ class FakeReplicate:
             # else: latency is over but the clip is still rendering, so it stays "processing"
 
     def _wait(self, p: PredictionRecord, seconds: float) -> None:
-        """Block up to ``seconds`` for a prediction to finish (the Prefer: wait behaviour)."""
+        """Block up to ``seconds`` for a prediction to finish (the Prefer: wait behaviour).
+
+        It sleeps until the next moment the prediction can change on its own (its latency is over, its
+        deadline passes) and is woken early by a render finishing or a cancel, so hundreds of held creates
+        cost the server nothing while they wait."""
         deadline = time.monotonic() + seconds
         with self._changed:
             while True:
                 self._advance(p)
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if p.terminal or remaining <= 0:
                     return
-                # Wake for render completion or cancel (notify), or to re-check the latency clock.
-                self._changed.wait(min(remaining, 0.05))
+                moments = [p.t0 + p.latency]
+                if p.deadline_after is not None:
+                    moments.append(p.t0 + p.deadline_after)
+                due = min((m for m in moments if m > now), default=now + 1.0)  # rendering: woken by notify
+                self._changed.wait(min(remaining, due - now + 0.001))
 
     def _done_by(self, p: PredictionRecord, limit: float) -> bool:
         """Whether the prediction ends on its own no later than `limit` seconds after creation."""

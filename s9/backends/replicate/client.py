@@ -10,11 +10,13 @@ knows, and a prediction a `Cancel-After` deadline ended is ``aborted`` -- which 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from dotenv import dotenv_values
 from replicate.exceptions import ReplicateError
 
 from ...errors import GenerationError, InputError
+from .pacing import Pacer
 
 TOKEN_VARS = ("REPLICATE_API_TOKEN", "REPLICATE_API_KEY")
 NO_TOKEN = "no Replicate API token: set REPLICATE_API_TOKEN (or REPLICATE_API_KEY) in the environment or in .env"
@@ -35,6 +38,8 @@ BAD_TOKEN = (
     "is not shown); set REPLICATE_API_TOKEN (or REPLICATE_API_KEY) again in the environment or in .env"
 )
 REDACTED = "[redacted]"
+UNPOOLED = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+DEFAULT_RETRY_AFTER = 1.0  # a 429 that says nothing about when to come back
 
 T = TypeVar("T")
 
@@ -60,15 +65,46 @@ class Policy:
     cancel_list_seconds: float = 5.0  # how long Ctrl-C keeps listing for creates that are still held open
     output_ttl: float = 3600.0  # the API deletes a prediction's output this long after it ends
     schema_ttl: float = 86400.0  # a fetched model schema is used this long before it is fetched again
+    # The account's rate limits (Replicate: 600 creates and 3000 other requests a minute, short bursts allowed).
+    # s9 paces itself under them so a big batch gets no avoidable 429; the bursts are kept below what the API
+    # tolerates, so network jitter does not push a paced send over. A 429 still pauses everything for its
+    # Retry-After and is retried, never counted as a failed try (bounded by the scene's timeout).
+    creates_per_minute: float = 600.0  # S9_REPLICATE_CREATES_PER_MINUTE
+    create_burst: int = 5  # S9_REPLICATE_CREATE_BURST
+    requests_per_minute: float = 3000.0  # S9_REPLICATE_REQUESTS_PER_MINUTE: uploads, polls, listings, ...
+    request_burst: int = 25
+    throttle_patience: float = 1800.0  # how long an upload keeps being retried while throttled
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Policy:
         env = os.environ if env is None else env
+        changes: dict[str, Any] = {}
         try:
             initial = float(env.get("REPLICATE_POLL_INTERVAL", ""))
+            if initial > 0:
+                changes["poll_initial"] = initial
         except ValueError:
-            return cls()
-        return cls(poll_initial=initial) if initial > 0 else cls()
+            pass
+        for var, name, kind in RATE_VARS:
+            text = (env.get(var) or "").strip()
+            if not text:
+                continue
+            try:
+                value = kind(text)
+            except ValueError:
+                value = 0
+            if not value > 0:
+                raise InputError(f"{var}={text[:20]!r}: must be a number > 0 (the account's limit; Replicate's "
+                                 "defaults are 600 creates and 3000 other requests a minute)")
+            changes[name] = value
+        return cls(**changes)
+
+
+RATE_VARS: tuple[tuple[str, str, type], ...] = (
+    ("S9_REPLICATE_CREATES_PER_MINUTE", "creates_per_minute", float),
+    ("S9_REPLICATE_CREATE_BURST", "create_burst", int),
+    ("S9_REPLICATE_REQUESTS_PER_MINUTE", "requests_per_minute", float),
+)
 
 
 def resolve_credentials(
@@ -168,6 +204,9 @@ class Session:
         self.canceled = threading.Event()
         self.local = threading.local()  # Retry-After of the last 429 this thread saw
         self.stats: Counter[str] = Counter()
+        # Shared by every thread of the run: creates have their own limit, everything else sent to the API one.
+        self.creates = Pacer(policy.creates_per_minute, policy.create_burst)
+        self.requests = Pacer(policy.requests_per_minute, policy.request_burst)
 
     # -- clients ----------------------------------------------------------------------------------
     def api(self) -> replicate.Client:
@@ -176,7 +215,11 @@ class Session:
                 self._check_token_shape()
                 kwargs = dict(self._client_kwargs)
                 hooks = dict(kwargs.pop("event_hooks", {}) or {})
+                hooks["request"] = [*hooks.get("request", []), self._pace]
                 hooks["response"] = [*hooks.get("response", []), self._remember_retry_after]
+                # One connection per scene in flight: httpx's default pool (100) would make the 101st held
+                # create wait for a connection and time out as if the API were unreachable.
+                kwargs.setdefault("transport", httpx.HTTPTransport(limits=UNPOOLED))
                 client = replicate.Client(api_token=self.token, base_url=self.base_url, event_hooks=hooks, **kwargs)
                 # Build the httpx client now: the client's lazy property is not thread-safe.
                 self._http = client._client
@@ -211,7 +254,8 @@ class Session:
     def plain_http(self) -> httpx.Client:
         with self.lock:
             if self._plain is None:
-                self._plain = httpx.Client(timeout=httpx.Timeout(10.0, read=60.0), follow_redirects=True)
+                self._plain = httpx.Client(timeout=httpx.Timeout(10.0, read=60.0), follow_redirects=True,
+                                           limits=UNPOOLED)
             return self._plain
 
     def close(self) -> None:
@@ -220,9 +264,31 @@ class Session:
                 http.close()
         self._http = self._plain = None
 
+    def _pace(self, request: httpx.Request) -> None:
+        """Before every request to the API (an httpx request hook): wait for the request bucket. Creates wait
+        for theirs in `Predictions.create`, where a create canceled while waiting can be told apart; after
+        Ctrl-C nothing waits, so the cancels go out at once."""
+        if self.canceled.is_set() or is_create(request):
+            return
+        self.requests.acquire(self.canceled)
+
     def _remember_retry_after(self, response: httpx.Response) -> None:
         # ReplicateError keeps only the JSON body, so the header is caught here, per thread.
-        self.local.retry_after = response.headers.get("Retry-After") if response.status_code == 429 else None
+        if response.status_code != 429:
+            self.local.retry_after = None
+            return
+        header = response.headers.get("Retry-After")
+        self.local.retry_after = header
+        detail = None
+        if header is None:
+            with contextlib.suppress(Exception):  # the body says "resets in ~30s" on the real API
+                response.read()
+                detail = str(response.json().get("detail") or "")
+        wait = retry_after(header, detail)
+        # Everybody waits, not only the thread that was told: the limit is the account's.
+        bucket = self.creates if is_create(response.request) else self.requests
+        bucket.pause(DEFAULT_RETRY_AFTER if wait is None else wait)
+        self.count("throttled")
 
     def check_token(self) -> None:
         """A token must exist and the API must accept it (one `GET /v1/account`).
@@ -255,6 +321,11 @@ class Session:
             what = f"; prediction {pid} was canceled" if pid else ""
             raise GenerationError(f"canceled (interrupted){what}")
 
+    def check_canceled_create(self) -> None:
+        """After Ctrl-C a create that was still waiting for its turn is never sent: it made nothing."""
+        if self.canceled.is_set():
+            raise NotCreated("canceled (interrupted) before the create was sent")
+
     def scrub(self, text: str) -> str:
         """Remove the token from text we are about to show, however it got there: as is, as repr() or JSON
         would escape it, and each of its lines (a header split at a newline shows them apart)."""
@@ -268,11 +339,14 @@ class Session:
 
     # -- POST with backoff ------------------------------------------------------------------------
     def with_retries(self, what: str, call: Callable[[], T]) -> T:
-        """Run a POST that the client won't retry (an upload): back off on 429 (Retry-After) and 5xx, a
-        bounded number of times. (Creates have their own loop, which can tell a doubled create.)"""
+        """Run a POST that the client won't retry (an upload): back off on 5xx a bounded number of times. A 429
+        is not a failed try: the request bucket is paused for its Retry-After (so this retry waits there), for
+        up to `throttle_patience` seconds. (Creates have their own loop, which can tell a doubled create.)"""
         p = self.policy
         last: ReplicateError | Exception | None = None
-        for attempt in range(1, p.attempts + 1):
+        attempt = 0
+        give_up = time.monotonic() + p.throttle_patience
+        while True:
             self.local.retry_after = None
             try:
                 return call()
@@ -285,16 +359,20 @@ class Session:
             except httpx.HTTPError as exc:
                 # The server may have acted on it (e.g. created the prediction): repeating could pay twice.
                 raise GenerationError(f"network error during {what}: {describe(exc)}") from None
-            if attempt == p.attempts:
-                break
-            delay = self.backoff(attempt, last)
-            self.count(f"{what}_retries")
-            if isinstance(last, ReplicateError) and last.status == 429:
+            throttled = isinstance(last, ReplicateError) and last.status == 429
+            if throttled:
                 self.count("rate_limited")
-            if self.canceled.wait(delay):
+                if time.monotonic() >= give_up:
+                    raise GenerationError(f"Rate limit exceeded ({api_error(last)}; still throttled after "
+                                          f"{p.throttle_patience:g} s)")
                 self.check_canceled()
-        if isinstance(last, ReplicateError) and last.status == 429:
-            raise GenerationError(f"Rate limit exceeded ({api_error(last)}; gave up after {p.attempts} attempts)")
+                continue  # the paused request bucket holds the retry back
+            attempt += 1
+            if attempt >= p.attempts:
+                break
+            self.count(f"{what}_retries")
+            if self.canceled.wait(self.backoff(attempt, last)):
+                self.check_canceled()
         reason = api_error(last) if isinstance(last, ReplicateError) else describe(last)
         raise GenerationError(f"{reason} (gave up after {p.attempts} attempts)")
 
@@ -309,11 +387,18 @@ class Session:
 
 
 def retry_after(header: str | None, detail: str | None) -> float | None:
-    """Seconds from a Retry-After header, else from the API's "Expected available in N seconds" text."""
+    """Seconds from a Retry-After header, else from the API's text: "Expected available in N seconds" or
+    "Your rate limit resets in ~30s"."""
     if header and header.strip().isdigit():
         return float(header.strip())
-    match = re.search(r"available in (\d+(?:\.\d+)?) second", detail or "")
-    return float(match.group(1)) if match else None
+    match = re.search(r"available in (\d+(?:\.\d+)?) second|resets in ~?(\d+(?:\.\d+)?) ?s", detail or "")
+    return float(match.group(1) or match.group(2)) if match else None
+
+
+def is_create(request: httpx.Request) -> bool:
+    """A request that creates a prediction (paid, and limited separately by the API)."""
+    path = request.url.path.rstrip("/")
+    return request.method == "POST" and path.endswith("/predictions")
 
 
 def api_error(exc: ReplicateError) -> str:

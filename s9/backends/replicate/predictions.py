@@ -37,23 +37,31 @@ class Predictions:
         self.timeout = timeout
 
     def create(self, job: Job, api_input: dict[str, Any], sub: Submission, deadline: float) -> tuple[Pred, bool]:
-        """Create with ``Prefer: wait`` and ``Cancel-After``, retrying a bounded number of times;
-        (prediction, adopted).
+        """Create with ``Prefer: wait`` and ``Cancel-After``, paced to the account's create limit and retried a
+        bounded number of times; (prediction, adopted).
 
-        429 and connect errors mean nothing was created: back off and retry. A 5xx, a read timeout or a
-        dropped connection may hide a prediction that *was* created: list, adopt it if found, else retry.
+        A 429 means nothing was created: the create bucket is paused for its Retry-After (every thread waits)
+        and the create is sent again when the bucket lets it, for as long as the scene's timeout allows -- a
+        throttled batch is slowed down, never failed. Connect errors mean nothing was created either: back off
+        and retry. A 5xx, a read timeout or a dropped connection may hide a prediction that *was* created:
+        list, adopt it if found, else retry.
         """
         s = self.session
         p = s.policy
         owner, name = job.model.id.split("/", 1)
         last: Exception | None = None
-        for attempt in range(1, p.attempts + 1):
-            s.local.retry_after = None
+        attempt = throttled = 0
+        while True:
             # The timeout counts from the submit: never hold a create open past it, nor start one after it, and
             # tell the server the same deadline, so it ends the prediction even if this process is gone by then.
+            # Our turn comes under the account's create limit; Ctrl-C while waiting: this create is never sent.
             remaining = deadline - time.time()
-            if remaining <= 0:
-                raise NotCreated(f"timed out after {self.timeout:g} s before a prediction was created")
+            if remaining <= 0 or not s.creates.acquire(s.canceled, timeout=remaining):
+                s.check_canceled_create()
+                held = f" (throttled {throttled} time(s): the account's create limit)" if throttled else ""
+                raise NotCreated(f"timed out after {self.timeout:g} s before a prediction was created{held}")
+            remaining = deadline - time.time()
+            s.local.retry_after = None
             wait = max(0, min(p.wait, int(remaining)))
             headers = {"Cancel-After": cancel_after(remaining)}
             if wait:
@@ -63,25 +71,30 @@ class Predictions:
                 data = s.post_json(f"/v1/models/{owner}/{name}/predictions", {"input": api_input}, headers,
                                    httpx.Timeout(5.0, read=wait + 5.0) if wait else None)
                 s.count("cancel_after_sent")
+                s.creates.succeeded()
                 return Pred.from_json(data), False
             except ReplicateError as exc:
-                if exc.status != 429 and (exc.status or 0) < 500:
+                if exc.status == 429:
+                    # Not a failed try: the response hook paused the create bucket for everyone.
+                    throttled += 1
+                    s.count("rate_limited")
+                    last = exc
+                    continue
+                if (exc.status or 0) < 500:
                     if is_deprecation(exc):  # the model went away since the preflight
                         raise NotCreated(gone_message(job.model, api_error(exc))) from None
                     raise NotCreated(api_error(exc)) from None
-                last, ambiguous = exc, exc.status != 429
+                last, ambiguous = exc, True
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 last = exc  # the request never reached the server
             except (httpx.HTTPError, ValueError) as exc:
                 last, ambiguous = exc, True  # sent, but no (usable) answer: the server may have acted on it
+            attempt += 1
             if ambiguous:
                 s.count("create_ambiguous")
-            elif attempt == p.attempts:
+            elif attempt >= p.attempts:
                 break
-            delay = s.backoff(attempt, last)
-            if isinstance(last, ReplicateError) and last.status == 429:
-                s.count("rate_limited")
-            canceled = s.canceled.wait(delay)
+            canceled = s.canceled.wait(s.backoff(attempt, last))
             if ambiguous:
                 # The pause above also lets a prediction the server did make show up in the listing. Listed
                 # even after Ctrl-C: adopting it is how it gets canceled (tracking) rather than left running.
@@ -90,11 +103,9 @@ class Predictions:
                     return found, True
             if canceled:
                 s.check_canceled()
-            if attempt == p.attempts:
+            if attempt >= p.attempts:
                 break
             s.count("create_retries")
-        if isinstance(last, ReplicateError) and last.status == 429:
-            raise NotCreated(f"Rate limit exceeded ({api_error(last)}; gave up after {p.attempts} attempts)")
         reason = api_error(last) if isinstance(last, ReplicateError) else describe(last)
         raise NotCreated(f"{reason} (gave up after {p.attempts} attempts)")
 
