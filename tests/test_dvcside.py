@@ -35,6 +35,38 @@ def test_open_repo_lock_is_dvcs_and_a_busy_repo_is_an_input_error(built: Path) -
             pass
 
 
+def test_git_index_is_read_once_per_change_and_answers_as_scmrepo(built: Path) -> None:
+    """DVC's `Output.ignore` asks `scm.is_tracked` for every out it saves; the memo answers exactly what
+    scmrepo's dulwich backend answers, reading the index only when it changed."""
+    from dulwich.repo import Repo as DulwichRepo
+
+    real = DulwichRepo.open_index
+    reads: list[int] = []
+
+    def counting(self: DulwichRepo, *args: object, **kwargs: object) -> object:
+        reads.append(1)
+        return real(self, *args, **kwargs)
+
+    run(["git", "add", "data"], built)
+    tracked, untracked = built / FRAME, built / clip(2)
+    folder = built / Path(FRAME).parent
+    with dvcside.open_repo(built, lock=False) as repo:
+        plain = type(repo.scm).is_tracked  # scmrepo's own, unpatched
+        paths = [tracked, untracked, folder, built / "nowhere", tracked, folder]
+        expected = [plain(repo.scm, str(path)) for path in paths]
+        assert expected == [True, False, True, False, True, True]
+        DulwichRepo.open_index = counting
+        try:
+            assert [repo.scm.is_tracked(str(path)) for path in paths] == expected
+            assert len(reads) == 1  # scmrepo reads the whole index for each question; the memo once for all
+            (built / "new.txt").write_text("x")
+            run(["git", "add", "new.txt"], built)  # the index changed: read again
+            assert repo.scm.is_tracked(str(built / "new.txt")) and len(reads) == 2
+        finally:
+            DulwichRepo.open_index = real
+    assert "is_tracked" not in vars(repo.scm)  # restored when the command ends
+
+
 def test_param_files_are_parsed_once_per_stat(built: Path) -> None:
     from dvc.dependency import param
 

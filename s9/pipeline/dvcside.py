@@ -33,7 +33,8 @@ def open_repo(root: Path, *, lock: bool) -> Iterator[Repo]:
     a stage's `wdir` against it."""
     from dvc.repo import Repo, lock_repo
 
-    with contextlib.chdir(root), dvc_errors(root), Repo(str(root)) as repo, _param_files_read_once():
+    with contextlib.chdir(root), dvc_errors(root), Repo(str(root)) as repo, _param_files_read_once(), \
+            _git_index_read_once(repo):
         if not lock:
             yield repo
             return
@@ -131,6 +132,43 @@ def _param_files_read_once() -> Iterator[None]:
         yield
     finally:
         param.load_path = original
+
+
+@contextlib.contextmanager
+def _git_index_read_once(repo: Repo) -> Iterator[None]:
+    """Before saving an out DVC asks git whether it is tracked (`Output.ignore`), and scmrepo's dulwich backend
+    answers by reading the whole git index every time: quadratic in a repo of thousands of scenes (the index
+    grows with every registered frame). Within one s9 command the index is read once per change of the index
+    file (by its stat) into the set of tracked paths and their folders, which answers the same question."""
+    from scmrepo.git import Git
+
+    scm = repo.scm
+    if not isinstance(scm, Git):  # no git: DVC asks nothing
+        yield
+        return
+    index = scm.dulwich.repo.index_path()
+    memo: dict[str, Any] = {"stamp": None, "tracked": frozenset()}
+
+    def is_tracked(path: str) -> bool:
+        try:
+            st = os.stat(index)
+            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != memo["stamp"] or stamp is None:
+            tracked: set[str] = set()
+            for key in scm.dulwich.repo.open_index() if stamp is not None else ():
+                parts = key.decode("utf-8", "surrogateescape").split("/")
+                tracked.update("/".join(parts[:n]) for n in range(1, len(parts) + 1))
+            memo["stamp"], memo["tracked"] = stamp, frozenset(tracked)
+        rel = os.path.relpath(path, scm.root_dir).replace(os.sep, "/")
+        return rel in memo["tracked"]
+
+    scm.is_tracked = is_tracked  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del scm.is_tracked
 
 
 @contextlib.contextmanager
