@@ -35,7 +35,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,6 +157,9 @@ class Journal:
         self._ignored_parent = root is None
         self._guard = threading.Lock()
         self._locks: dict[str, _FileLock] = {}
+        # Told (fingerprint, the entry's JSON) after every write: e.g. a shard mirrors its journal on the DVC
+        # remote, so a rerun on another machine follows what was paid for.
+        self.on_record: Callable[[str, str], None] | None = None
 
     # -- paths --------------------------------------------------------------------------------------
     def path(self, fingerprint: str) -> Path:
@@ -230,6 +233,8 @@ class Journal:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        if self.on_record is not None:
+            self.on_record(fingerprint, blob)
         return entry
 
     def update(self, fingerprint: str, **changes: Any) -> JournalEntry | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,11 @@ class Summary:
     results: list[SceneResult]
     seconds: float
     workers: int
+    # Files written by results that were slimmed down (`run_stream` keeps no paths), by suffix.
+    file_counts: Counter[str] = field(default_factory=Counter)
+
+    def count_files(self, suffix: str) -> int:
+        return self.file_counts[suffix] + sum(1 for f in self.files_written if f.suffix == suffix)
 
     @property
     def succeeded(self) -> list[SceneResult]:
@@ -170,3 +176,73 @@ def run_jobs(
     order = {job.label: i for i, job in enumerate(jobs)}
     results.sort(key=lambda r: order.get(r.label, len(order)))
     return Summary(results=results, seconds=time.monotonic() - started, workers=workers)
+
+
+def _slim(result: SceneResult) -> SceneResult:
+    """What a summary keeps of a finished scene when there are thousands: no job, no paths (their count is kept)."""
+    return SceneResult(result.label, result.scene_number, result.ok, error=result.error, skipped=result.skipped,
+                       seconds=result.seconds)
+
+
+def run_stream(
+    source: Iterable[Job | SceneResult], backend: Backend, workers: int, listener: Listener | None = None,
+    between: Callable[[], None] | None = None,
+) -> Summary:
+    """`run_jobs` for a run of any size: a job is taken from `source` only when a worker is free, so a run of
+    10,000 scenes holds `workers` jobs at a time, not 10,000 (a `SceneResult` from the source is a scene that
+    failed before it could be sent: it is reported as done). `between()` runs in the calling thread after
+    completions and at least every 0.2 s -- where the pipeline records what finished, as it finishes. The
+    summary keeps each result without its job and paths (it counts the files instead)."""
+    notify = listener or (lambda _kind, _result: None)
+    started = time.monotonic()
+    summary = Summary([], 0.0, workers)
+    items = iter(source)
+    exhausted = False
+
+    def one(job: Job) -> SceneResult:
+        result = SceneResult(job.label, job.scene.number, ok=False, job=job)
+        notify("start", result)
+        t0 = time.monotonic()
+        try:
+            result.files = run_job(job, backend)
+            result.ok = True
+        except S9Error as exc:
+            result.error = str(exc)
+        except Exception as exc:  # a bug in one scene must not take the others down
+            result.error = f"unexpected error: {type(exc).__name__}: {exc}"
+        result.seconds = time.monotonic() - t0
+        notify("done", result)
+        return result
+
+    def keep(result: SceneResult) -> None:
+        summary.file_counts.update(f.suffix for f in result.files)
+        summary.results.append(_slim(result))
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="s9-scene")
+    pending: set[Future[SceneResult]] = set()
+    try:
+        while True:
+            while not exhausted and len(pending) < max(1, workers):
+                item = next(items, None)
+                if item is None:
+                    exhausted = True
+                elif isinstance(item, SceneResult):
+                    notify("done", item)
+                    keep(item)
+                else:
+                    pending.add(pool.submit(one, item))
+            if not pending:
+                break
+            # A timeout keeps the main thread responsive to Ctrl-C and `between` regular.
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                keep(future.result())
+            if between is not None:
+                between()
+    except KeyboardInterrupt:
+        backend.cancel_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    summary.seconds = time.monotonic() - started
+    return summary

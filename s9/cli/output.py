@@ -72,15 +72,15 @@ def print_skipped(result: SceneResult) -> None:
 
 
 def print_summary(summary: Summary, settings: Settings, backend: str) -> None:
-    clips = [f for f in summary.files_written if f.suffix == ".mp4"]
-    debug = [f for f in summary.files_written if f.suffix == ".txt"]
+    clips = summary.count_files(".mp4")
+    debug = summary.count_files(".txt")
     minutes = summary.seconds / 60
     click.echo(f"Parallel workers: {summary.workers}")
     click.echo(f"Scenes: {len(summary.results)}")
     click.echo(f"Model: {MODELS[settings.video_model].label}")
     click.echo(f"Backend: {backend}")
     click.echo(f"Time: {summary.seconds:.1f} seconds ({minutes:.1f} minutes)")
-    click.echo(f"Files generated: {len(clips) + len(debug)} total")
-    click.echo(f"  - {len(clips)} video clips")
-    click.echo(f"  - {len(debug)} debug prompt files")
+    click.echo(f"Files generated: {clips + debug} total")
+    click.echo(f"  - {clips} video clips")
+    click.echo(f"  - {debug} debug prompt files")
     click.echo(summary.success_rate())

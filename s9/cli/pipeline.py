@@ -79,7 +79,7 @@ def sync_cmd(template: str | None) -> None:
     result = sync(_root())
     _print_sync(result)
     state = "updated" if result.changed else "already up to date"
-    click.echo(f"Pipelines {state}: {result.scenes} scene stage(s) of {len(result.decls)} concept(s)")
+    click.echo(f"Pipelines {state}: {result.scenes} scene stage(s) of {result.concepts} concept(s)")
 
 
 def _fix_hint(fix: str) -> str:
@@ -125,9 +125,9 @@ def status_cmd(targets: tuple[str, ...], as_json: bool, no_outputs: bool) -> Non
     if report.root_problem:
         click.secho(f"⚠ {report.root_problem}", fg="yellow", err=True)
     if report.up_to_date:
-        click.echo(f"All {len(report.scenes)} scene(s) up to date.")
+        click.echo(f"All {report.total} scene(s) up to date.")
         return
-    click.echo(f"{len(report.stale)} of {len(report.scenes)} scene(s) stale: {_fix_hint(report.fix())}.")
+    click.echo(f"{len(report.stale)} of {report.total} scene(s) stale: {_fix_hint(report.fix())}.")
     sys.exit(1)
 
 
@@ -201,6 +201,16 @@ def _print_repro(result: Any, root: Path) -> None:
         concept = address.split("/")[2]
         click.secho(warning_line(concept, f"{address}: an input changed while it was generated; not recorded "
                                  "(still stale)"), fg="yellow", err=True)
+    if result.shard is not None:
+        click.echo(f"Shard {result.shard}: pushed to the DVC remote (clips and run-cache entries): "
+                   f"{len(result.pushed)} scene(s); already there: {len(result.on_remote)}; dvc.lock untouched")
+        for address in result.unpushed:
+            click.secho(f"✗ {address}: made here but could not be pushed to the DVC remote; run the shard again",
+                        fg="red", err=True)
+        if result.journal_unmirrored:
+            click.secho(f"⚠ {result.journal_unmirrored} journal entries could not be mirrored on the DVC remote",
+                        fg="yellow", err=True)
+        return
     click.echo(f"Recorded in dvc.lock: {len(result.recorded)} scene stage(s)")
 
 
@@ -209,16 +219,22 @@ def _print_repro(result: Any, root: Path) -> None:
 @click.option("-j", "--jobs", "workers", type=click.IntRange(1, MAX_WORKERS),
               help="Scenes generated at once (default: params max_workers).")
 @click.option("--no-pull", is_flag=True, help="Do not fetch from the DVC remote before generating.")
-def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool) -> None:
+@click.option("--shard", metavar="K/N",
+              help="Only the stale scenes of shard K of N (concepts assigned by a hash of their name); push each "
+                   "finished scene's clips and run-cache entry to the default DVC remote; leave dvc.lock alone.")
+def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool, shard: str | None) -> None:
     """Bring every stale scene up to date concurrently and record it in dvc.lock, as `dvc repro` would.
 
     Takes DVC's repo lock first. Restores what DVC's cache or remote already holds before paying for
     anything; refuses to start (exit 2) when the estimate exceeds budget.max_spend_usd. A failed scene stays
     stale, the others are recorded; exit 1 with the summary. """ + _TARGETS_HELP
     from ..pipeline import repro
+    from ..pipeline.shard import Shard
 
     root = _root()
-    result = repro(root, list(targets) or None, workers=workers, listener=_listener(), pull=not no_pull)
+    chosen = Shard.parse(shard) if shard is not None else None
+    result = repro(root, list(targets) or None, workers=workers, listener=_listener(), pull=not no_pull,
+                   shard=chosen)
     if not result.plan.scenes and not result.resolved:
         click.echo("Every scene is up to date: nothing to do.")
         return

@@ -4,30 +4,35 @@ Each concept's expected pipeline and scene inputs are computed in memory from da
 compared with its dvc.lock, the way `dvc status` compares (params values with `!=`, files by DVC's md5 from a
 stat-keyed cache). s9 sees one step further than `dvc status`: after a prompt edit DVC reports the concept's
 `inputs` stage, s9 reports the scene whose input that edit changes, with the field.
+
+Concepts are checked one at a time and only those with something to report are kept, so the memory a check
+takes does not grow with the repository; a concept whose files have not changed since it was last found up to
+date is not checked again (its memo, `s9.pipeline.memo`), so a no-op status stats a few files per scene.
 """
 
 from __future__ import annotations
 
 import configparser
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..params import CLIP_PARAMS, PARAMS_FILE, Settings
-from ..state import state_dir
 from ..yamlio import read_yaml
-from .declare import ConceptDecl, SceneDecl, declare, project_settings, scan_concepts
-from .hashing import HashCache
+from .declare import ConceptDecl, SceneDecl, concept_refs, declare, load_registered, project_settings
+from .hashing import stamp
 from .layout import DVC_FILE, INPUTS_STAGE, PIPELINES_ROOT, ConceptRef
-from .lockfile import LockReader
+from .memo import ConceptState, memo_key
 from .resolve import changed_fields, pipeline_drift, render_inputs, scene_inputs
 
 # What fixes a stale scene, from cheapest to dearest.
 CHECKOUT, PULL, REPRO = "dvc checkout", "dvc pull", "s9 repro"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reason:
     kind: str  # new | pipeline | inputs | input | frame | command | output | removed
     message: str
@@ -36,7 +41,7 @@ class Reason:
         return {"kind": self.kind, "message": self.message}
 
 
-@dataclass
+@dataclass(slots=True)
 class SceneStatus:
     decl: SceneDecl
     reasons: list[Reason] = field(default_factory=list)
@@ -69,13 +74,23 @@ class ConceptStatus:
 
 @dataclass
 class StatusReport:
+    """The concepts with something to report (stale, or with undeclared files in their outputs folder), and how
+    many scenes the others have: at thousands of scenes only what needs attention is kept."""
+
     concepts: list[ConceptStatus]
     orphans: list[str] = field(default_factory=list)  # pipeline folders of concepts no longer registered
     root_problem: str | None = None
+    fresh_scenes: int = 0  # scenes of the up-to-date concepts, which are not listed
 
     @property
     def scenes(self) -> list[SceneStatus]:
+        """The scenes of the listed concepts."""
         return [s for c in self.concepts for s in c.scenes]
+
+    @property
+    def total(self) -> int:
+        """Every scene checked, listed or not."""
+        return len(self.scenes) + self.fresh_scenes
 
     @property
     def stale(self) -> list[SceneStatus]:
@@ -95,7 +110,7 @@ class StatusReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "up_to_date": self.up_to_date,
-            "scenes": len(self.scenes),
+            "scenes": self.total,
             "stale": len(self.stale),
             "fix": None if self.up_to_date else self.fix(),
             "orphans": self.orphans,
@@ -170,41 +185,62 @@ def has_remote(root: Path) -> bool:
 
 
 class _Checker:
-    def __init__(self, root: Path, settings: Settings, hashes: HashCache, outputs: bool) -> None:
+    def __init__(self, root: Path, settings: Settings, outputs: bool) -> None:
         self.root = root
         self.settings = settings
-        self.hashes = hashes
         self.outputs = outputs
         self.cache = dvc_cache_dir(root)
         self.remote = has_remote(root)
-        self.locks = LockReader(root)
         params_path = root / PARAMS_FILE
         self.params = (read_yaml(params_path) or {}) if params_path.exists() else {}
+        self.key = memo_key(root, params_path.read_bytes() if params_path.exists() else b"", self.cache)
+        self.state: ConceptState | None = None
+        self.extra: dict[str, list[int] | bool | None] = {}  # stamps of what was read besides hashed files
 
     def md5(self, rel: str) -> str | None:
+        assert self.state is not None
         full = self.root / rel
         if full.is_dir():
-            return self.hashes.dir_hash(full).md5
-        return self.hashes.md5(full) if full.is_file() else None
+            return self.state.hashes.dir_hash(full).md5
+        if full.is_file():
+            return self.state.hashes.md5(full)
+        self.extra[rel] = None
+        return None
+
+    def _stamp(self, rel: Path | str) -> None:
+        try:
+            self.extra[Path(rel).as_posix()] = stamp(os.stat(self.root / rel))
+        except OSError:
+            self.extra[Path(rel).as_posix()] = None
+
+    def _exists(self, path: Path) -> bool:
+        found = path.exists()
+        self.extra[os.path.relpath(path, self.root)] = True if found else None
+        return found
 
     def in_cache(self, md5: str) -> bool:
         import json
 
         obj = self.cache / md5[:2] / md5[2:]
         if not md5.endswith(".dir"):
-            return obj.exists()
+            return self._exists(obj)
         try:
             listing = json.loads(obj.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False
-        return all((self.cache / e["md5"][:2] / e["md5"][2:]).exists() for e in listing)
+        self.extra[os.path.relpath(obj, self.root)] = True
+        return all(self._exists(self.cache / e["md5"][:2] / e["md5"][2:]) for e in listing)
 
-    def concept(self, decl: ConceptDecl, wanted: set[str] | None) -> ConceptStatus:
+    def concept(self, decl: ConceptDecl, wanted: set[str] | None, state: ConceptState) -> ConceptStatus:
+        """The concept's status; when all of it was checked and it is clean, its memo is remembered."""
+        self.state, self.extra = state, {}
+        state.watch()
         status = ConceptStatus(decl)
+        self._stamp(decl.ref.dvc_file)
         drift = pipeline_drift(decl, self.root)
         if drift:
             status.reasons.append(Reason("pipeline", f"{drift} (`s9 sync`; `s9 repro` does it)"))
-        lock = self.locks.stages(decl.ref.lock_file)
+        lock = state.lock_stages()
         expected = scene_inputs(decl, self.settings)
         status.reasons += self._inputs_stage(decl, lock.get(INPUTS_STAGE), expected)
         commands = decl.commands()
@@ -215,6 +251,11 @@ class _Checker:
         if wanted is not None and len(status.scenes) < len(decl.scenes):
             status.reasons = []  # single scenes were asked about: the concept's own stage is not theirs
         status.leftovers = self._leftovers(decl)
+        if wanted is None and not status.stale and not status.leftovers:
+            state.remember_fresh(self.key, self.outputs, len(decl.scenes), self.extra)
+        elif wanted is None:
+            state.forget_fresh()
+        self.state = None
         return status
 
     def _inputs_stage(self, decl: ConceptDecl, locked: dict | None, expected: dict) -> list[Reason]:
@@ -282,6 +323,8 @@ class _Checker:
 
     def _leftovers(self, decl: ConceptDecl) -> list[str]:
         folder = self.root / decl.out_dir
+        self._stamp(decl.out_dir)  # a file added to or removed from the folder changes its mtime
+        self._stamp(Path(decl.out_dir) / "debug")
         if not folder.is_dir():
             return []
         declared = {Path(p) for s in decl.scenes for p in s.outs}
@@ -298,14 +341,53 @@ class _Checker:
         return found
 
 
-def orphan_pipelines(root: Path, decls: list[ConceptDecl]) -> list[str]:
+def orphan_pipelines(root: Path, refs: list[ConceptRef]) -> list[str]:
     """Pipeline folders whose concept is no longer under data/ (`s9 sync` removes them)."""
-    known = {d.ref.pipeline_dir for d in decls}
+    known = {ref.pipeline_dir for ref in refs}
     base = root / PIPELINES_ROOT
     if not base.is_dir():
         return []
     return sorted(p.parent.relative_to(root).as_posix() for p in base.glob(f"*/*/{DVC_FILE}")
                   if p.parent.relative_to(root) not in known)
+
+
+def walk_status(root: Path, settings: Settings, report: StatusReport, targets: list[str] | None = None, *,
+                outputs: bool = True, owns: Callable[[ConceptRef], bool] | None = None) -> Iterator[ConceptStatus]:
+    """The status of every registered concept (or the targets'; with `owns`, only the concepts it accepts), one
+    at a time: a concept with something to report is yielded, the scenes of the others are counted into
+    `report.fresh_scenes`. A concept whose memo holds is not checked again."""
+    checker = _Checker(root, settings, outputs)
+    refs = [ref for ref in concept_refs(root) if owns is None or owns(ref)]
+    if targets:
+        decls = declare(root, settings, [(ref, load_registered(root, ref)) for ref in refs])
+        chosen, wanted = select(decls, targets)
+        todo: Iterator[tuple[ConceptRef, ConceptDecl | None]] = ((d.ref, d) for d in chosen)
+    else:
+        wanted = None
+        todo = ((ref, None) for ref in refs)
+    for ref, decl in todo:
+        state = ConceptState(root, ref)
+        if wanted is None:
+            fresh = state.fresh_scenes(checker.key, outputs)
+            if fresh is not None:
+                report.fresh_scenes += fresh
+                continue
+        if decl is None:
+            [decl] = declare(root, settings, [(ref, load_registered(root, ref))])
+        status = checker.concept(decl, wanted, state)
+        state.save()
+        if status.stale or status.leftovers:
+            yield status
+        else:
+            report.fresh_scenes += len(status.scenes)
+
+
+def concept_status(root: Path, settings: Settings, decl: ConceptDecl) -> ConceptStatus:
+    """One concept's status, checked in full (its memo is not trusted, and is renewed)."""
+    state = ConceptState(root, decl.ref)
+    status = _Checker(root, settings, outputs=True).concept(decl, None, state)
+    state.save()
+    return status
 
 
 def compute_status(root: Path, targets: list[str] | None = None, *, outputs: bool = True,
@@ -317,14 +399,9 @@ def compute_status(root: Path, targets: list[str] | None = None, *, outputs: boo
 
     root = Path(root).resolve()
     settings = settings or project_settings(root)
-    decls = declare(root, settings, scan_concepts(root))
-    chosen, wanted = select(decls, targets)
-    hashes = HashCache(state_dir(root) / "hashes.json")
-    checker = _Checker(root, settings, hashes, outputs)
-    report = StatusReport([checker.concept(d, wanted) for d in chosen])
+    report = StatusReport([])
+    report.concepts = list(walk_status(root, settings, report, targets, outputs=outputs))
     if not targets:
-        report.orphans = orphan_pipelines(root, decls)
+        report.orphans = orphan_pipelines(root, concept_refs(root))
         report.root_problem = root_pipeline_problem(root)
-    hashes.save()
-    checker.locks.save()
     return report

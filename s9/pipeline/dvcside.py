@@ -286,17 +286,24 @@ def restore(stage: PipelineStage, *, pull: bool) -> bool:
     return True
 
 
-def virtual_stage(repo: Repo, decl: Any, name: str, entry: dict[str, Any]) -> PipelineStage | None:
+def pipeline_data(decl: Any) -> dict[str, Any]:
+    """A concept's expected pipeline file, parsed (once per concept for `virtual_stage`)."""
+    import yaml
+
+    return yaml.safe_load(decl.render())
+
+
+def virtual_stage(repo: Repo, decl: Any, name: str, entry: dict[str, Any],
+                  pipeline: dict[str, Any] | None = None) -> PipelineStage | None:
     """A concept's stage as its expected (not yet written) pipeline declares it, with its params deps given
     the expected scene input instead of read from inputs.json and its file deps hashed now: what the stage
     will be after `s9 repro` syncs and resolves, so its run-cache key can be looked up without writing.
-    None when a dependency cannot be hashed (e.g. a missing frame)."""
-    import yaml
+    None when a dependency cannot be hashed (e.g. a missing frame). `pipeline`: `pipeline_data(decl)`."""
     from dvc.dependency.param import ParamsDependency
     from dvc.dvcfile import ProjectFile
     from dvc.stage.loader import StageLoader
 
-    data = yaml.safe_load(decl.render())["stages"][name]
+    data = (pipeline or pipeline_data(decl))["stages"][name]
     dvcfile = ProjectFile(repo, os.path.join(repo.root_dir, decl.ref.dvc_file))
     stage = StageLoader.load_stage(dvcfile, name, data)
     try:
@@ -316,6 +323,12 @@ def _run_key(stage: PipelineStage) -> str:
     from dvc.stage.serialize import to_single_stage_lockfile
 
     return _get_cache_hash(to_single_stage_lockfile(stage), key=True)
+
+
+def has_local_run_cache(repo: Repo) -> bool:
+    """Whether DVC's local run cache holds any entry at all (when not, no scene can be restored from it)."""
+    folder = repo.stage_cache.cache_dir
+    return os.path.isdir(folder) and any(os.scandir(folder))
 
 
 def local_run_cache_entry(stage: PipelineStage) -> dict[str, Any] | None:
@@ -373,6 +386,57 @@ def remote_run_cache_entry(repo: Repo, stage: PipelineStage) -> dict[str, Any] |
     except Exception:  # noqa: BLE001 - no remote, no run cache there, or an unreadable entry
         return None
     return None
+
+
+def push_scene(repo: Repo, stage: PipelineStage) -> bool:
+    """`dvc push --run-cache` for one recorded stage, outputs included (DVC 3.67's `push --run-cache` pushes run
+    records but not the outputs they name): its outs' objects to the default remote, then its run-cache entry,
+    so an entry on the remote always has its outputs there. False when something could not be pushed."""
+    from dvc.stage.cache import _get_cache_hash, _get_stage_hash
+    from dvc.stage.serialize import to_single_stage_lockfile
+
+    try:
+        for odb, objs in stage.get_used_objs().items():
+            repo.cloud.push(objs, odb=odb)
+        key = _get_stage_hash(stage)
+        value = _get_cache_hash(to_single_stage_lockfile(stage))
+        src = repo.stage_cache._get_cache_path(key, value)
+        if not os.path.isfile(src):
+            return False  # DVC could not run-cache the stage: nothing another machine could restore
+        remote = repo.cloud.get_remote_odb(None, "push --run-cache", hash_name="md5-dos2unix")
+        fs = remote.fs
+        dst = fs.join(remote.path, "runs", key[:2], key, value)
+        fs.makedirs(fs.parent(dst), exist_ok=True)
+        fs.put_file(src, dst)
+    except Exception:  # noqa: BLE001 - an unreachable remote: the caller reports the scene as not pushed
+        return False
+    return True
+
+
+class RemoteFolder:
+    """A folder of s9's own small files on the default remote, beside DVC's `files/` and `runs/` (which DVC's
+    commands never list outside of): how shards share what is not a DVC object, e.g. their journals."""
+
+    def __init__(self, repo: Repo, *parts: str) -> None:
+        remote = repo.cloud.get_remote_odb(None, "push", hash_name="md5-dos2unix")
+        self.fs = remote.fs
+        self.path = self.fs.join(remote.path, *parts)
+
+    def names(self) -> set[str]:
+        """The files in the folder (none when it does not exist yet)."""
+        try:
+            return {self.fs.name(path) for path in self.fs.find(self.path)}
+        except FileNotFoundError:
+            return set()
+
+    def read(self, name: str) -> bytes:
+        with self.fs.open(self.fs.join(self.path, name), "rb") as handle:
+            return handle.read()
+
+    def write(self, name: str, data: bytes) -> None:
+        self.fs.makedirs(self.path, exist_ok=True)
+        with self.fs.open(self.fs.join(self.path, name), "wb") as handle:
+            handle.write(data)
 
 
 def ignore_remove(repo: Repo, path: Path) -> None:

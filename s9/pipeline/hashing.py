@@ -42,34 +42,50 @@ def dir_md5(entries: list[tuple[str, str, int]]) -> DirHash:
     return DirHash(hashlib.md5(blob).hexdigest() + ".dir", sum(size for _, _, size in entries), len(entries))
 
 
-class HashCache:
-    """md5 by (inode, mtime_ns, size); `save()` persists it under `.s9/` (a cache: losing it costs time only)."""
+def stamp(st: os.stat_result) -> list[int]:
+    """What says a file (or folder) is unchanged since it was last looked at: inode, mtime and size."""
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
 
-    def __init__(self, path: Path | None) -> None:
+
+class HashCache:
+    """md5 by (inode, mtime_ns, size); `save()` persists it (a cache: losing it costs time only).
+
+    With `root`, entries are keyed by the path relative to it (the per-concept state keeps its own entries,
+    `s9.pipeline.memo`). `seen`, when set to a dict, collects the stamp of every file and folder looked at:
+    what a concept's status was computed from."""
+
+    def __init__(self, path: Path | None, *, root: Path | None = None, entries: dict[str, list] | None = None) -> None:
         self.path = path
-        self.entries: dict[str, list] = {}
+        self.root = root
+        self.entries: dict[str, list] = entries if isinstance(entries, dict) else {}
         self.dirty = False
-        if path and path.exists():
+        self.seen: dict[str, list[int] | None] | None = None
+        if path and path.exists() and entries is None:
             with contextlib.suppress(OSError, ValueError):
                 loaded = json.loads(path.read_text(encoding="utf-8"))
                 if isinstance(loaded, dict):
                     self.entries = loaded
 
+    def key(self, path: Path) -> str:
+        return os.path.relpath(path, self.root) if self.root is not None else str(path)
+
     def md5(self, path: Path, st: os.stat_result | None = None) -> str:
         st = st or path.stat()
-        key = str(path)
-        stamp = [st.st_ino, st.st_mtime_ns, st.st_size]
+        key = self.key(path)
+        now = stamp(st)
+        if self.seen is not None:
+            self.seen[key] = now
         cached = self.entries.get(key)
-        if cached and cached[:3] == stamp:
+        if cached and cached[:3] == now:
             return cached[3]
         value = file_md5(path)
-        self.entries[key] = [*stamp, value]
+        self.entries[key] = [*now, value]
         self.dirty = True
         return value
 
     def remember(self, path: Path, st: os.stat_result, md5: str) -> None:
         """Record a hash someone else just computed (DVC, when it saved an out)."""
-        self.entries[str(path)] = [st.st_ino, st.st_mtime_ns, st.st_size, md5]
+        self.entries[self.key(path)] = [*stamp(st), md5]
         self.dirty = True
 
     def dir_hash(self, folder: Path) -> DirHash:
@@ -77,6 +93,8 @@ class HashCache:
         rows = []
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames.sort()
+            if self.seen is not None:  # a file added or removed changes its folder's mtime
+                self.seen[self.key(Path(dirpath))] = stamp(os.stat(dirpath))
             for name in filenames:
                 full = Path(dirpath) / name
                 rel = full.relative_to(folder).as_posix()

@@ -36,7 +36,7 @@ def scene_stage(number: int) -> str:
     return f"p{number}"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ConceptRef:
     """A registered concept: its batch and name; every path of its pipeline follows from these."""
 

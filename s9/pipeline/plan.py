@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..job import build_job, scene_input_problem, validate_job
 from ..models import get_model
 from ..params import Settings
-from .check import CHECKOUT, SceneStatus, StatusReport
+from .check import CHECKOUT, ConceptStatus, SceneStatus, StatusReport
 from .check import PULL as PULL_FIX
 from .resolve import scene_inputs
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 GENERATE, RESTORE, PULL = "generate", "restore", "pull"
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedScene:
     status: SceneStatus
     model: str
@@ -109,31 +109,47 @@ def make_plan(root: Path, report: StatusReport, settings: Settings, repo: Repo |
               *, remote: bool = False) -> Plan:
     """Price every stale scene of the report; with a `repo`, find what DVC's cache (and, with `remote`, the
     default remote) already holds. Reads only: nothing is written or downloaded."""
-    model = get_model(settings.video_model)
-    price = 0.0 if settings.backend == "offline" else settings.price_per_second(model.id)
     planned: list[PlannedScene] = []
     for concept in report.concepts:
-        stale = concept.stale_scenes
-        if not stale:
-            continue
-        entries = scene_inputs(concept.decl, settings)
-        for status in stale:
-            decl = status.decl
-            scene = concept.decl.concept.scene(decl.number)
-            seconds, _ = model.snap_duration(scene.duration_seconds or settings.duration_seconds)
-            item = PlannedScene(status, model.id, seconds, settings.backend, seconds * price)
-            if repo is not None:
-                item.how = _source(repo, concept.decl, status, entries[decl.stage], remote)
-            if item.how == GENERATE:
-                item.problem = _input_problem(root, concept.decl.concept, decl)
-                if item.problem is None:  # what the model's schema refuses is refused here, before spending
-                    _validate(root, concept.decl, decl, settings)
-            planned.append(item)
+        planned += plan_concept(root, concept, settings, repo, remote=remote)
     return Plan(planned, settings.max_spend_usd)
 
 
-def _source(repo: Repo, concept: Any, status: SceneStatus, entry: dict, remote: bool) -> str:
-    """restore | pull | generate, for one stale scene."""
+def plan_concept(root: Path, concept: ConceptStatus, settings: Settings, repo: Repo | None = None,
+                 *, remote: bool = False) -> list[PlannedScene]:
+    """The plan for one concept's stale scenes (what `make_plan` does per concept). What it returns refers to
+    the scenes' declarations only, not to the concept's step-7 data, so a caller can keep it for thousands."""
+    stale = concept.stale_scenes
+    if not stale:
+        return []
+    from . import dvcside
+
+    model = get_model(settings.video_model)
+    price = 0.0 if settings.backend == "offline" else settings.price_per_second(model.id)
+    entries = scene_inputs(concept.decl, settings)
+    # A run-cache entry can only be found where one can exist: locally, or on the remote.
+    runs = repo is not None and (remote or dvcside.has_local_run_cache(repo))
+    pipeline = dvcside.pipeline_data(concept.decl) if runs else None
+    planned: list[PlannedScene] = []
+    for status in stale:
+        decl = status.decl
+        scene = concept.decl.concept.scene(decl.number)
+        seconds, _ = model.snap_duration(scene.duration_seconds or settings.duration_seconds)
+        item = PlannedScene(status, model.id, seconds, settings.backend, seconds * price)
+        if repo is not None:
+            item.how = _source(repo, concept.decl, status, entries[decl.stage], remote, pipeline)
+        if item.how == GENERATE:
+            item.problem = _input_problem(root, concept.decl.concept, decl)
+            if item.problem is None:  # what the model's schema refuses is refused here, before spending
+                _validate(root, concept.decl, decl, settings)
+        planned.append(item)
+    return planned
+
+
+def _source(repo: Repo, concept: Any, status: SceneStatus, entry: dict, remote: bool,
+            pipeline: dict | None) -> str:
+    """restore | pull | generate, for one stale scene (`pipeline`: the concept's parsed pipeline, None when
+    no run-cache entry can exist)."""
     from . import dvcside
 
     if all(r.kind == "output" for r in status.reasons):
@@ -142,7 +158,9 @@ def _source(repo: Repo, concept: Any, status: SceneStatus, entry: dict, remote: 
         if status.fix == PULL_FIX and remote:
             return PULL if dvcside.locked_outs_on_remote(repo, concept.ref.dvc_file, status.decl.stage) else GENERATE
         return GENERATE
-    stage = dvcside.virtual_stage(repo, concept, status.decl.stage, entry)
+    if pipeline is None:
+        return GENERATE
+    stage = dvcside.virtual_stage(repo, concept, status.decl.stage, entry, pipeline)
     if stage is None:
         return GENERATE
     found = dvcside.local_run_cache_entry(stage)

@@ -15,9 +15,9 @@ from typing import Any
 from ..atomic import write_text_atomic
 from ..models import get_model
 from ..params import Settings
-from ..state import state_dir
 from .declare import ConceptDecl
-from .hashing import HashCache
+from .layout import ConceptRef
+from .memo import ConceptState
 
 ERROR_FILE = "error.txt"  # written by the runner beside a failed scene's debug file
 
@@ -57,11 +57,14 @@ def write_metrics(root: Path, decl: ConceptDecl, settings: Settings) -> bool:
     return True
 
 
-def warm_hashes(root: Path, recorded: dict[str, str]) -> None:
-    """Remember `{repo-relative file: md5}` that DVC just computed for recorded outs, keyed by their stat."""
-    hashes = HashCache(state_dir(root) / "hashes.json")
+def warm_hashes(root: Path, ref: ConceptRef, recorded: dict[str, str]) -> None:
+    """Remember `{repo-relative file: md5}` that DVC just computed for a concept's recorded stages, keyed by
+    their stat, in the concept's own state."""
+    if not recorded:
+        return
+    state = ConceptState(root, ref)
     for rel, md5 in recorded.items():
         path = root / rel
         if path.is_file() and not md5.endswith(".dir"):
-            hashes.remember(path, os.stat(path), md5)
-    hashes.save()
+            state.hashes.remember(path, os.stat(path), md5)
+    state.save()

@@ -21,14 +21,13 @@ from ..errors import InputError
 from ..job import FIRST_FRAME_PATTERN, check_image, infer_batch
 from ..params import PARAMS_FILE, Settings
 from ..scenes import Concept, check_batch_name, check_concept_name, load_concept
-from ..state import state_dir
 from ..yamlio import expect_mapping, parse_yaml, read_yaml
 from . import dvcside
 from .check import orphan_pipelines
-from .declare import ConceptDecl, declare, project_settings, scan_concepts, template_text
-from .hashing import HashCache
+from .declare import ConceptDecl, concept_refs, declare, project_settings, template_text
 from .layout import DVC_FILE, FRAMES_ROOT, LOCK_FILE, PROMPTS_ROOT, ConceptRef
 from .lockfile import prune_lock, read_lock
+from .memo import ConceptState, forget
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -38,8 +37,9 @@ OLD_VARS_FILE = "s9_scenes.yaml"  # the single-pipeline layout of s9 0.1, migrat
 
 @dataclass
 class SyncResult:
-    decls: list[ConceptDecl]
     settings: Settings
+    concepts: int = 0  # concepts whose pipelines were checked
+    scenes: int = 0  # their scene stages
     written: list[str] = field(default_factory=list)  # pipeline files (re)written
     removed: list[str] = field(default_factory=list)  # pipeline folders of concepts no longer registered
     pruned: list[str] = field(default_factory=list)  # lock entries of stages that no longer exist
@@ -50,10 +50,6 @@ class SyncResult:
     @property
     def changed(self) -> bool:
         return bool(self.written or self.removed or self.pruned or self.tidied or self.migrated)
-
-    @property
-    def scenes(self) -> int:
-        return sum(len(d.scenes) for d in self.decls)
 
 
 @contextmanager
@@ -92,12 +88,13 @@ def _migrate(root: Path) -> None:
 
 @dataclass(frozen=True)
 class _Pending:
-    """Everything a sync will write, computed (and so validated) before anything is written."""
+    """Everything a scoped sync (`add`, `remove`) will write, computed (and so validated) before anything is
+    written."""
 
     root_action: str | None
     settings: Settings
     decls: list[ConceptDecl]  # the concepts the sync writes
-    gone: list[ConceptRef]  # concepts whose pipeline and outputs go (scoped syncs name them)
+    gone: list[ConceptRef]  # concepts whose pipeline and outputs go
 
 
 def _prepare(root: Path, settings: Settings | None, concepts: list[tuple[ConceptRef, Concept]],
@@ -112,42 +109,91 @@ def _prepare(root: Path, settings: Settings | None, concepts: list[tuple[Concept
 
 def sync_locked(root: Path, repo: Repo, settings: Settings | None = None, *, tidy: bool = True,
                 pending: _Pending | None = None) -> SyncResult:
-    """Bring the pipeline files in line with data/ and params.yaml (or only those `pending` names); the caller
-    holds the lock. With `tidy`, outputs no stage declares leave the outputs folder when DVC's cache holds
-    them."""
-    everything = pending is None
-    pending = pending or _prepare(root, settings, scan_concepts(root))
-    settings, decls = pending.settings, pending.decls
-    result = SyncResult(decls, settings)
-    if pending.root_action == "migrate":
+    """Bring the pipeline files in line with data/ and params.yaml (every concept's, or only those `pending`
+    names); the caller holds the lock. With `tidy`, outputs no stage declares leave the outputs folder when
+    DVC's cache holds them.
+
+    Everything is validated before anything is written: every concept's step-7 file and lock are read in a
+    first pass (one concept at a time, so memory does not grow with the repository), then written in a second.
+    """
+    from .declare import iter_declared, outputs_dir
+
+    if pending is not None:
+        result = _sync_root(root, repo, pending.root_action, pending.settings, tidy, gone=pending.gone)
+        base = root / outputs_dir(pending.settings, root)
+        for decl in pending.decls:
+            sync_concept(root, repo, decl, result, base if tidy else None)
+        return result
+    root_action = _check_root_pipeline(root)
+    settings = settings or project_settings(root)
+    for decl in iter_declared(root, settings):
+        read_lock(root, decl.ref.lock_file)  # a broken lock (a merge conflict, say) is reported before any write
+    result = _sync_root(root, repo, root_action, settings, tidy)
+    base = root / outputs_dir(settings, root)
+    for decl in iter_declared(root, settings):
+        sync_concept(root, repo, decl, result, base if tidy else None)
+    return result
+
+
+def sync_root_locked(root: Path, repo: Repo, settings: Settings) -> SyncResult:
+    """What a sync does besides each registered concept's own files (the root dvc.yaml, params.yaml, pipelines
+    and outputs of concepts no longer registered): `s9 repro` then syncs the concepts it visits one by one."""
+    return _sync_root(root, repo, _check_root_pipeline(root), settings, tidy=True)
+
+
+def _sync_root(root: Path, repo: Repo, root_action: str | None, settings: Settings, tidy: bool,
+               gone: list[ConceptRef] | None = None) -> SyncResult:
+    """The root dvc.yaml and params.yaml; the pipelines and (with `tidy`) outputs of concepts no longer
+    registered: `gone` names them (a scoped sync), else every one found."""
+    from .declare import outputs_dir
+
+    result = SyncResult(settings)
+    if root_action == "migrate":
         _migrate(root)
         result.migrated = True
-    elif pending.root_action == "write":
+    elif root_action == "write":
         write_text_atomic(root / DVC_FILE, template_text(DVC_FILE))
         result.written.append(DVC_FILE)
     if not (root / PARAMS_FILE).exists():
         write_text_atomic(root / PARAMS_FILE, template_text(PARAMS_FILE))
         result.written.append(PARAMS_FILE)
-    for decl in decls:
-        text = decl.render()
-        path = root / decl.ref.dvc_file
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            write_text_atomic(path, text)
-            result.written.append(decl.ref.dvc_file.as_posix())
-        keep = {"inputs", *(s.stage for s in decl.scenes)}
-        result.pruned += [decl.ref.address(n) for n in prune_lock(root, decl.ref.lock_file, keep)]
-    orphans = orphan_pipelines(root, decls) if everything else [
-        ref.pipeline_dir.as_posix() for ref in pending.gone if (root / ref.pipeline_dir).is_dir()]
+    known = concept_refs(root) if gone is None else []
+    if gone is None:
+        orphans = orphan_pipelines(root, known)
+    else:
+        orphans = [ref.pipeline_dir.as_posix() for ref in gone if (root / ref.pipeline_dir).is_dir()]
     for folder in orphans:
         shutil.rmtree(root / folder)
+        forget(root, ConceptRef.from_pipeline_dir(folder))
         result.removed.append(folder)
-    if tidy:
-        from .declare import outputs_dir
-
+    if tidy:  # the outputs folders of concepts that are not registered any more
         base = root / outputs_dir(settings, root)
-        folders = None if everything else [base / r.batch / r.name for r in [*(d.ref for d in decls), *pending.gone]]
-        _tidy_outputs(root, repo, base, decls, result, folders)
+        if gone is None:
+            names = {(ref.batch, ref.name) for ref in known}
+            batches = sorted(b for b in base.iterdir() if b.is_dir()) if base.is_dir() else []
+            strays = [c for b in batches for c in sorted(b.iterdir()) if (b.name, c.name) not in names]
+        else:
+            strays = [base / r.batch / r.name for r in gone]
+        for folder in strays:
+            _tidy_outputs(root, repo, folder, ConceptRef(folder.parent.name, folder.name), set(), result)
     return result
+
+
+def sync_concept(root: Path, repo: Repo, decl: ConceptDecl, result: SyncResult, base: Path | None) -> None:
+    """One concept: its dvc.yaml as declared, lock entries of removed scenes pruned, (with `base`, the outputs
+    folder) its outputs tidied."""
+    result.concepts += 1
+    result.scenes += len(decl.scenes)
+    text = decl.render()
+    path = root / decl.ref.dvc_file
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        write_text_atomic(path, text)
+        result.written.append(decl.ref.dvc_file.as_posix())
+    keep = {"inputs", *(s.stage for s in decl.scenes)}
+    result.pruned += [decl.ref.address(n) for n in prune_lock(root, decl.ref.lock_file, keep)]
+    if base is not None:
+        declared = {Path(p) for s in decl.scenes for p in s.outs}
+        _tidy_outputs(root, repo, base / decl.ref.batch / decl.ref.name, decl.ref, declared, result)
 
 
 def sync(root: Path) -> SyncResult:
@@ -157,33 +203,29 @@ def sync(root: Path) -> SyncResult:
         return sync_locked(root, repo)
 
 
-def _tidy_outputs(root: Path, repo: Repo, base: Path, decls: list[ConceptDecl], result: SyncResult,
-                  folders: list[Path] | None = None) -> None:
-    """Undeclared clips and debug folders in the concepts' output folders (all, or `folders`) go when DVC's
-    cache holds them; the others are kept and reported."""
-    declared = {Path(p) for d in decls for s in d.scenes for p in s.outs}
-    if folders is None:
-        batches = sorted(b for b in base.iterdir() if b.is_dir()) if base.is_dir() else []
-        folders = [c for b in batches for c in sorted(b.iterdir())]
-    hashes = HashCache(state_dir(root) / "hashes.json")
-    for concept in folders:
-        if not concept.is_dir():
-            continue
-        candidates = [p for p in concept.iterdir() if p.suffix == ".mp4"]
-        if (concept / "debug").is_dir():
-            candidates += [p for p in (concept / "debug").iterdir() if p.is_dir() and p.name.startswith("scene_")]
-        for path in sorted(candidates):
-            rel = path.relative_to(root)
-            if rel in declared:
-                continue
-            md5 = hashes.dir_hash(path).md5 if path.is_dir() else hashes.md5(path)
-            if dvcside.cached(repo, md5):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-                dvcside.ignore_remove(repo, path)
-                result.tidied.append(rel.as_posix())
-            else:
-                result.kept.append(rel.as_posix())
-    hashes.save()
+def _tidy_outputs(root: Path, repo: Repo, concept: Path, ref: ConceptRef, declared: set[Path],
+                  result: SyncResult) -> None:
+    """Undeclared clips and debug folders in one concept's outputs folder go when DVC's cache holds them; the
+    others are kept and reported."""
+    if not concept.is_dir():
+        return
+    candidates = [p for p in concept.iterdir() if p.suffix == ".mp4"]
+    if (concept / "debug").is_dir():
+        candidates += [p for p in (concept / "debug").iterdir() if p.is_dir() and p.name.startswith("scene_")]
+    todo = [path for path in sorted(candidates) if path.relative_to(root) not in declared]
+    if not todo:
+        return
+    state = ConceptState(root, ref)
+    for path in todo:
+        rel = path.relative_to(root)
+        md5 = state.hashes.dir_hash(path).md5 if path.is_dir() else state.hashes.md5(path)
+        if dvcside.cached(repo, md5):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            dvcside.ignore_remove(repo, path)
+            result.tidied.append(rel.as_posix())
+        else:
+            result.kept.append(rel.as_posix())
+    state.save()
 
 
 # -- add / remove ------------------------------------------------------------------------------------------
@@ -277,4 +319,5 @@ def remove_concept(root: Path, concept: str, *, outputs: bool = False) -> Remove
 
             shutil.rmtree(root / outputs_dir(settings, root) / ref.batch / ref.name, ignore_errors=True)
         result = sync_locked(root, repo, pending=pending)
+        forget(root, ref)
         return RemoveResult(concept, ref.batch, outputs, result)
