@@ -255,8 +255,16 @@ class Journal:
             if lock is None:
                 self._prepare()
                 lock = self._locks[key] = _FileLock(self._lock_path(key))
-        with lock:
-            yield
+            lock.users += 1
+        try:
+            with lock:
+                yield
+        finally:
+            # Dropped once nobody holds or waits for it: a run of 10,000 scenes keeps the ones in flight only.
+            with self._guard:
+                lock.users -= 1
+                if not lock.users and self._locks.get(key) is lock:
+                    del self._locks[key]
 
     def _prepare(self) -> None:
         if self._ignored_parent:
@@ -273,6 +281,7 @@ class _FileLock:
         self._rlock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
+        self.users = 0  # holders and waiters, counted by `Journal.lock` under its guard
 
     def __enter__(self) -> None:
         self._rlock.acquire()

@@ -229,3 +229,70 @@ def test_a_root_dvc_yaml_without_stages_makes_dvc_repro_reproduce_every_pipeline
     out = run([DVC, "repro"], built).stdout
     assert f"{PIPELINE_FILE.as_posix()}:p3' is cached - skipping run" in out
     assert (built / clip(3)).is_file()
+
+
+def test_record_and_restore_leave_nothing_in_fsspecs_memory_store(built: Path, repo) -> None:  # noqa: ANN001
+    """DVC stages directory listings in fsspec's process-wide memory filesystem and never removes them; s9
+    drops what a record or restore added, once the outs are in the cache."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    keys, dirs = set(MemoryFileSystem.store), list(MemoryFileSystem.pseudo_dirs)
+    stage = dvcside.load_stages(repo, PIPELINE_FILE, ["p2"])["p2"]
+    assert dvcside.record(stage)
+    dvcside.dump([stage])
+    (built / clip(1)).unlink()
+    assert dvcside.restore(dvcside.load_stages(repo, PIPELINE_FILE, ["p1"])["p1"], pull=False)
+    assert set(MemoryFileSystem.store) == keys and MemoryFileSystem.pseudo_dirs == dirs
+    # ...and what was recorded is whole: the debug folder's listing is in the cache, the lock is current.
+    listing = next(o for o in dvcside.load_stages(repo, PIPELINE_FILE, ["p2"])["p2"].outs if o.hash_info.isdir)
+    assert dvcside.cached(repo, listing.hash_info.value)
+    assert dvcside.load_stages(repo, PIPELINE_FILE, ["p2"])["p2"].changed() is False
+
+
+def test_forget_walked_drops_dvcs_ignore_filter(repo) -> None:  # noqa: ANN001
+    walked = repo.dvcignore
+    assert repo.dvcignore is walked  # a cached property: it keeps what it was asked
+    dvcside.forget_walked(repo)
+    assert repo.dvcignore is not walked
+
+
+def test_has_local_run_cache_and_pipeline_data(built: Path, repo) -> None:  # noqa: ANN001
+    [decl] = declared(built)
+    assert dvcside.pipeline_data(decl)["stages"]["p2"]["cmd"] == decl.commands()["p2"]
+    assert dvcside.has_local_run_cache(repo)  # the fixture's repro left run-cache entries
+    import shutil
+
+    shutil.rmtree(built / ".dvc/cache/runs")
+    assert not dvcside.has_local_run_cache(repo)
+
+
+@pytest.mark.slow
+def test_push_scene_and_remote_folder(built: Path, tmp_path: Path) -> None:
+    """`push_scene` puts a recorded stage's outputs and then its run-cache entry on the default remote (which
+    `dvc push --run-cache` would not do for the outputs); a fresh clone restores the scene from there. A remote
+    folder of s9's own holds plain files beside DVC's."""
+    run([DVC, "remote", "add", "-d", "shared", str(tmp_path / "remote")], built)
+    run(["git", "add", "-A"], built)
+    run(["git", "commit", "-q", "-m", "clips"], built)
+    with dvcside.open_repo(built, lock=True) as repo:
+        stage = dvcside.load_stages(repo, PIPELINE_FILE, ["p2"])["p2"]
+        assert dvcside.record(stage)
+        assert dvcside.push_scene(repo, stage)
+        folder = dvcside.RemoteFolder(repo, "s9", "journal")
+        assert folder.names() == set()
+        folder.write("a.json", b"{}")
+        assert folder.names() == {"a.json"} and folder.read("a.json") == b"{}"
+    assert (tmp_path / "remote/s9/journal/a.json").is_file()
+    runs = list((tmp_path / "remote/runs").rglob("*"))
+    assert len([p for p in runs if p.is_file()]) == 1  # this stage's entry only
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(built), str(clone)], tmp_path)
+    [decl] = declared(clone)
+    entries = scene_inputs(decl, project_settings(clone))
+    with dvcside.open_repo(clone, lock=True) as repo:
+        virtual = dvcside.virtual_stage(repo, decl, "p2", entries["p2"])
+        entry = dvcside.remote_run_cache_entry(repo, virtual)
+        assert entry is not None and dvcside.entry_on_remote(repo, entry)
+        dvcside.pull_run_cache(repo)
+        assert dvcside.restore(dvcside.load_stages(repo, PIPELINE_FILE, ["p2"])["p2"], pull=True)
+    assert (clone / clip(2)).read_bytes() == (built / clip(2)).read_bytes()

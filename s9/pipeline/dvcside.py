@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,17 +104,21 @@ def _input_error(exc: Exception) -> InputError | None:
     return None
 
 
+_PARAM_FILES_KEPT = 256
+
+
 @contextlib.contextmanager
 def _param_files_read_once() -> Iterator[None]:
     """DVC re-parses a params file for every params dep of every stage, several times per stage while saving.
     Within one s9 command the parse is memoized per file *and* its stat, so a file that changes is read again;
-    callers get a deep copy, so nothing DVC does to a result can leak."""
+    callers get a deep copy, so nothing DVC does to a result can leak. The most recently used files are kept
+    (params.yaml and the inputs.json of the concepts in flight), so a long run does not keep every one."""
     import copy
 
     from dvc.dependency import param
 
     original = param.load_path
-    memo: dict[tuple, Any] = {}
+    memo: OrderedDict[tuple, Any] = OrderedDict()
 
     def load_path(path: str, fs: Any, **kwargs: Any) -> Any:
         if getattr(fs, "protocol", None) != "local":  # e.g. a git revision's fs: not this working tree
@@ -123,8 +128,12 @@ def _param_files_read_once() -> Iterator[None]:
         except OSError:
             return original(path, fs, **kwargs)
         key = (path, st.st_ino, st.st_mtime_ns, st.st_size, tuple(sorted(kwargs.items())))
-        if key not in memo:
+        if key in memo:
+            memo.move_to_end(key)
+        else:
             memo[key] = original(path, fs, **kwargs)
+            if len(memo) > _PARAM_FILES_KEPT:  # the concepts in flight use a few each; the rest can go
+                memo.popitem(last=False)
         return copy.deepcopy(memo[key])
 
     param.load_path = load_path
@@ -203,11 +212,35 @@ def record(stage: PipelineStage, expected_deps: dict[str, Any] | None = None) ->
     deps = dep_values(stage)
     if expected_deps is not None and deps != expected_deps:
         return False
-    stage.save_outs()
-    stage.md5 = stage.compute_md5()
-    stage.repo.stage_cache.save(stage)
-    stage.commit()
+    with _memory_scratch():
+        stage.save_outs()
+        stage.md5 = stage.compute_md5()
+        stage.repo.stage_cache.save(stage)
+        stage.commit()
     return True
+
+
+@contextlib.contextmanager
+def _memory_scratch() -> Iterator[None]:
+    """DVC stages a directory out's listing in fsspec's process-wide in-memory filesystem (`Tree.digest`, the
+    staging ODB) and never removes it: a long run would keep every debug folder's listing. Once the outs are
+    committed to the cache nothing reads those entries again, so what this block added is dropped."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    store, dirs = MemoryFileSystem.store, MemoryFileSystem.pseudo_dirs
+    keys, count = set(store), len(dirs)
+    try:
+        yield
+    finally:
+        for key in [k for k in store if k not in keys]:
+            del store[key]
+        del dirs[count:]
+
+
+def forget_walked(repo: Repo) -> None:
+    """DVC's .dvcignore filter remembers every folder it was asked about (a trie that grows with the outputs
+    folders a long run visits); dropped, it is rebuilt from the .dvcignore files on next use."""
+    repo.__dict__.pop("dvcignore", None)
 
 
 def dump(stages: list[PipelineStage]) -> None:
@@ -281,8 +314,9 @@ def restore(stage: PipelineStage, *, pull: bool) -> bool:
             return False  # a remote that cannot be reached must not stop generation
     if not cached_stage.outs_cached():
         return False
-    stage.remove_outs(ignore_remove=False, force=True)
-    cached_stage.checkout()
+    with _memory_scratch():
+        stage.remove_outs(ignore_remove=False, force=True)
+        cached_stage.checkout()
     return True
 
 

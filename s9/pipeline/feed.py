@@ -24,10 +24,12 @@ from ..atomic import write_text_atomic
 from ..backends import Backend, backend_identity
 from ..errors import InputError, S9Error
 from ..job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER, Job, build_job, scene_input_problem
+from ..params import PARAMS_FILE, Settings
 from ..runner import Listener, SceneResult, check_writable
 from . import dvcside
 from .check import concept_status
 from .declare import ConceptDecl, SceneDecl, outputs_dir, project_settings
+from .hashing import stamp
 from .layout import INPUTS_STAGE, ConceptRef
 from .plan import GENERATE, PULL, RESTORE
 from .record import warm_hashes, write_metrics
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
 
-    from ..params import Settings
+
 
 
 @dataclass
@@ -102,6 +104,8 @@ class Feed:
         self._owner: dict[str, ConceptRef] = {}  # job label -> its concept, while in flight
         self._finished: queue.SimpleQueue[SceneResult] = queue.SimpleQueue()
         self._base = root / outputs_dir(settings, root)
+        self._params: tuple[list[int] | None, Settings | None] = (None, None)
+        self._closed = 0
 
     # -- what the runner calls ------------------------------------------------------------------------------
     def listen(self, kind: str, result: SceneResult) -> None:
@@ -129,11 +133,23 @@ class Feed:
                 done.setdefault(ref, []).append(result)
         if not done:
             return
-        fresh = None
-        with contextlib.suppress(S9Error):
-            fresh = project_settings(self.root)
+        fresh = self._settings_now()
         for ref, results in done.items():
             self._record(self._open[ref], results, fresh)
+
+    def _settings_now(self) -> Settings | None:
+        """params.yaml's settings as they are now (None when it cannot be read), parsed again only when the
+        file changed."""
+        path = self.root / PARAMS_FILE
+        with contextlib.suppress(OSError):
+            now = stamp(path.stat())
+            if self._params[0] != now:
+                try:
+                    self._params = (now, project_settings(self.root))
+                except S9Error:
+                    self._params = (now, None)
+            return self._params[1]
+        return None
 
     def close(self) -> None:
         """After the run (or Ctrl-C): record what finished; what did not stays stale."""
@@ -157,8 +173,8 @@ class Feed:
         pending: list[SceneDecl] = []
         for scene in stale:
             how = self.how.get(scene.address, RESTORE)
-            if self.shard and how == PULL:  # another run already put it on the remote: nothing to do
-                self.outcome.on_remote.append(scene.address)
+            if self.shard and (how == PULL or (how == RESTORE and self._on_remote(stages[scene.stage]))):
+                self.outcome.on_remote.append(scene.address)  # an earlier run put it there: nothing to do
                 continue
             if how != GENERATE and dvcside.restore(stages[scene.stage], pull=how == PULL):
                 self.outcome.restored.append(scene.address)
@@ -170,6 +186,15 @@ class Feed:
         if not opened.waiting and self._open.get(ref) is opened:  # nothing in flight (or all done already)
             del self._open[ref]
             self._close(opened)
+
+    def _on_remote(self, stage: PipelineStage) -> bool:
+        """(Shards) whether the run for the stage's current inputs, and its outputs, are on the remote."""
+        try:
+            dvcside.dep_values(stage)
+        except S9Error:
+            return False
+        found = dvcside.remote_run_cache_entry(self.repo, stage)
+        return found is not None and dvcside.entry_on_remote(self.repo, found)
 
     def _jobs(self, opened: _Open, pending: list[SceneDecl], stages: dict[str, PipelineStage]) -> Iterator[
             Job | SceneResult]:
@@ -268,6 +293,9 @@ class Feed:
 
     def _close(self, opened: _Open) -> None:
         """One lock write for the concept's recorded scenes (in pipeline order), its metrics, warm hashes."""
+        self._closed += 1
+        if self._closed % 50 == 0:
+            dvcside.forget_walked(self.repo)
         if self.shard:
             return
         decl = opened.decl

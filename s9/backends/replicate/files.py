@@ -42,4 +42,5 @@ class Uploads:
             s.count("uploads")
             with s.lock:
                 self._urls[sha256] = url
+                self._gates.pop(sha256, None)  # whoever still waits on it finds the URL; nobody new needs it
             return url
