@@ -69,10 +69,20 @@ def clear_error(job: Job) -> None:
     job.error_file.unlink(missing_ok=True)
 
 
+RECEIPT = "receipt.json"
+
+
+def write_receipt(job: Job, receipt: dict[str, Any]) -> Path:
+    """What the clip took (model, seconds, USD paid, model run time), beside what was sent for it."""
+    path = job.debug_dir / RECEIPT
+    write_text_atomic(path, json.dumps(receipt, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def clear_others(job: Job) -> None:
     """Once the clip is in place, the scene's debug folder holds only what was sent for it: a file another
     model's run left there (its own prefix) would otherwise travel with this clip through DVC."""
-    keep = {job.debug_file.name, job.error_file.name}
+    keep = {job.debug_file.name, job.error_file.name, RECEIPT}
     for path in job.debug_dir.iterdir():
         if path.is_file() and path.name not in keep and not path.name.startswith("."):
             path.unlink(missing_ok=True)

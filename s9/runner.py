@@ -107,6 +107,7 @@ def run_job(job: Job, backend: Backend) -> list[Path]:
                         raise
         written.append(job.output)
         debugfile.clear_error(job)
+        debugfile.write_receipt(job, backend.receipt(job))
         debugfile.clear_others(job)
         return written
     except S9Error as exc:

@@ -29,6 +29,11 @@ class Backend(Protocol):
     def produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
         """Write the clip for `api_input` to `dest` (a temp path); raise `GenerationError` on failure."""
 
+    def receipt(self, job: Job) -> dict[str, Any]:
+        """What making the job's clip took: model, output seconds, USD paid (every prediction made for it),
+        the model's own run time when the provider reports it. Kept beside the clip (it travels with it through
+        DVC); the same for the same clip on every machine when the clip's bytes are."""
+
     def cancel_all(self) -> None:
         """Stop everything in flight (Ctrl-C): nothing keeps running or costing money."""
 

@@ -41,6 +41,11 @@ class OfflineBackend:
             last_frame=job.next_frame,  # continuity: the clip settles into the next scene's first frame
         )
 
+    def receipt(self, job: Job) -> dict[str, Any]:
+        # Nothing is paid and no model runs: the render time is the machine's, not the clip's.
+        return {"backend": self.name, "model": job.model.id, "output_seconds": job.duration, "cost_usd": 0.0,
+                "predict_seconds": None}
+
     def cancel_all(self) -> None:
         return None
 

@@ -116,6 +116,17 @@ class ReplicateBackend:
         """Resume the journaled prediction for this job, or create one; wait; stream its output to `dest`."""
         self._guard("unexpected error", lambda: self._produce(job, api_input, Path(dest)))
 
+    def receipt(self, job: Job) -> dict[str, Any]:
+        """From the journal: every prediction paid for this clip (one replaced after its output expired
+        included), and the current one's id and the API's `predict_time`."""
+        entry = self.journal.get(job.fingerprint)
+        charges = entry.charges if entry is not None else []
+        billed = entry.billed if entry is not None and entry.billed else {}
+        return {"backend": self.name, "model": job.model.id, "output_seconds": job.duration,
+                "cost_usd": round(sum(c.get("cost_usd") or 0.0 for c in charges), 6),
+                "predict_seconds": billed.get("predict_time"), "prediction_id": billed.get("prediction_id"),
+                "predictions": len(charges)}
+
     def cancel_all(self) -> None:
         """Cancel every in-flight prediction through the API and wake every waiting `produce`.
 
