@@ -24,7 +24,7 @@ def models_cmd(as_json: bool) -> None:
 
     Prices come from params.yaml (budget.price_per_second_usd) when it sets them; schemas from the live schema
     a replicate run cached under .s9/ (refreshed daily), else the snapshot shipped with s9."""
-    from ..models.catalog import catalog
+    from ..catalog import catalog
     from ..state import STATE_DIR, project_root
 
     rows = catalog(_settings(), project_root() / STATE_DIR / "schemas")
