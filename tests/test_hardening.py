@@ -257,7 +257,7 @@ def test_generate_skips_a_scene_with_a_bad_frame_up_front_and_makes_the_rest(tmp
     out = tmp_path / "outputs/b1/tiny"
     assert probe(out / "tiny_p1_sora_2.mp4").duration == pytest.approx(4, abs=0.1)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "debug/scene_1/sora2_p1_prompt.txt", "tiny_p1_sora_2.mp4"]  # nothing at all for scenes 2 and 3
+        "debug/scene_1/receipt.json", "debug/scene_1/sora2_p1_prompt.txt", "tiny_p1_sora_2.mp4"]  # nothing for 2, 3
 
 
 def test_generate_with_a_bad_frame_and_bad_input_is_still_one_line(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ def test_s9_exp_run_compares_models(built: Path) -> None:
     result = run([S9, "exp", "run", "-n", "sora", "-S", "video_settings.video_model=openai/sora-2"], built)
     assert "Saved experiment sora" in result.stdout
     assert clips_in(built) == [f"{CONCEPT}_p{n}_sora_2.mp4" for n in (1, 2, 3)]  # the veo clips left (cached)
-    assert [p.name for p in (built / OUT / "debug/scene_1").iterdir()] == ["sora2_p1_prompt.txt"]
+    assert sorted(p.name for p in (built / OUT / "debug/scene_1").iterdir()) == ["receipt.json", "sora2_p1_prompt.txt"]
     assert both_clean(built)
     shown = run([DVC, "exp", "show", "--no-pager", "--md"], built).stdout
     assert "sora" in shown
@@ -143,7 +143,7 @@ def test_after_a_model_switch_the_folder_holds_only_the_new_clips(built: Path) -
     assert sorted(synced.tidied) == [clip(n) for n in (1, 2, 3)]  # debug folders keep their paths
     run([DVC, "repro"], built)
     assert clips_in(built) == [f"{CONCEPT}_p{n}_sora_2.mp4" for n in (1, 2, 3)]
-    assert [p.name for p in (built / OUT / "debug/scene_1").iterdir()] == ["sora2_p1_prompt.txt"]
+    assert sorted(p.name for p in (built / OUT / "debug/scene_1").iterdir()) == ["receipt.json", "sora2_p1_prompt.txt"]
     assert both_clean(built)
 
 
