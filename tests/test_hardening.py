@@ -225,12 +225,13 @@ def test_usage_errors_are_one_line_naming_the_option(tiny: tuple[Path, Path, Pat
         (["generate", prompts, "--frames", frames, "--workers", "0"],
          "error: --workers: 0 is not in the range 1<=x<=64"),
         (["clip", prompts, "1", frame, "--model", "google/veo-9"],
-         "error: --model: 'google/veo-9' is not one of 'openai/sora-2', 'google/veo-3-fast', 'google/veo-3.1-fast'"),
+         "error: --model: unknown model 'google/veo-9' (did you mean google/veo-3.1? valid: openai/sora-2, "
+         "google/veo-3-fast, google/veo-3.1-fast"),
         (["clip", prompts, "1", frame, str(frames)], "error: OUTPUT_PATH: "),
         (["generate", prompts], "error: --frames: missing"),
         (["clip", prompts, "1", frame, "--bogus"], "error: --bogus: no such option"),
         (["nosuchcommand"], "error: no such command 'nosuchcommand'"),
-        (["clip", prompts, "1", frame, "--model", "a\nb"], "error: --model: 'a\\nb' is not one of"),
+        (["clip", prompts, "1", frame, "--model", "a\nb"], "error: --model: unknown model 'a\\nb' (valid: "),
     ]
     for args, expected in cases:
         line = assert_input_error(s9(*args, cwd=repo))

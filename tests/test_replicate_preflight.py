@@ -263,7 +263,8 @@ def test_job_images_list_every_image_sent(workdir: Path) -> None:
     # A missing next frame: that clip ends freely, with a warning naming the file.
     (frames / "tiny_p3_first_frame.jpg").unlink()
     jobs, skipped = build_concept_jobs(concept, frames, on)
-    assert list(skipped) == [3] and "first frame for scene 3 not found" in skipped[3] and jobs[1].images == (frames / "tiny_p2_first_frame.jpg",)
+    assert list(skipped) == [3] and "first frame for scene 3 not found" in skipped[3]
+    assert jobs[1].images == (frames / "tiny_p2_first_frame.jpg",)
     assert any("scene 3's first frame" in w and "is missing" in w for w in jobs[1].warnings)
 
 

@@ -87,18 +87,20 @@ def _fix_hint(fix: str) -> str:
         fix, "run `s9 plan`, then `s9 repro`")
 
 
-@cli.command("status")
+_STATUS_HELP = """List stale scenes per concept with the reason and the fix; exit 1 when anything is stale (for CI).
+
+    Agrees with `dvc status` (and sees which scene a prompt edit reaches before the `inputs` stage runs),
+    but reads dvc.lock and cached file hashes directly, so it stays fast at thousands of scenes. Writes
+    nothing git tracks. """
+
+
+@cli.command("status", help=_STATUS_HELP + _TARGETS_HELP)
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-outputs", is_flag=True,
               help="Ignore the clips themselves (missing, edited, not in cache): only check dvc.lock against "
                    "prompts, frames and params, e.g. in CI without `dvc pull`.")
 def status_cmd(targets: tuple[str, ...], as_json: bool, no_outputs: bool) -> None:
-    """List stale scenes per concept with the reason and the fix; exit 1 when anything is stale (for CI).
-
-    Agrees with `dvc status` (and sees which scene a prompt edit reaches before the `inputs` stage runs),
-    but reads dvc.lock and cached file hashes directly, so it stays fast at thousands of scenes. Writes
-    nothing git tracks. """ + _TARGETS_HELP
     from ..pipeline import status
 
     report = status(_root(), list(targets) or None, outputs=not no_outputs)
@@ -147,14 +149,16 @@ def _print_plan(the_plan: Any) -> None:
                f"estimated ${the_plan.total_usd:.2f}{budget}{restored}")
 
 
-@cli.command("plan")
+_PLAN_HELP = """Show what `s9 repro` would restore, pull or generate, and the estimated cost; writes nothing.
+
+    """
+
+
+@cli.command("plan", help=_PLAN_HELP + _TARGETS_HELP)
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-pull", is_flag=True, help="Do not look on the DVC remote for what it already holds.")
 def plan_cmd(targets: tuple[str, ...], as_json: bool, no_pull: bool) -> None:
-    """Show what `s9 repro` would restore, pull or generate, and the estimated cost; writes nothing.
-
-    """ + _TARGETS_HELP
     from ..pipeline import plan
 
     the_plan = plan(_root(), list(targets) or None, pull=not no_pull)
@@ -203,17 +207,19 @@ def _print_repro(result: Any, root: Path) -> None:
     click.echo(f"Recorded in dvc.lock: {len(result.recorded)} scene stage(s)")
 
 
-@cli.command("repro")
-@click.argument("targets", nargs=-1)
-@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64),
-              help="Scenes generated at once (default: params max_workers).")
-@click.option("--no-pull", is_flag=True, help="Do not fetch from the DVC remote before generating.")
-def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool) -> None:
-    """Bring every stale scene up to date concurrently and record it in dvc.lock, as `dvc repro` would.
+_REPRO_HELP = """Bring every stale scene up to date concurrently and record it in dvc.lock, as `dvc repro` would.
 
     Takes DVC's repo lock first. Restores what DVC's cache or remote already holds before paying for
     anything; refuses to start (exit 2) when the estimate exceeds budget.max_spend_usd. A failed scene stays
-    stale, the others are recorded; exit 1 with the summary. """ + _TARGETS_HELP
+    stale, the others are recorded; exit 1 with the summary. """
+
+
+@cli.command("repro", help=_REPRO_HELP + _TARGETS_HELP)
+@click.argument("targets", nargs=-1)
+@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64), help="Scenes generated at once.",
+              show_default="params.yaml video_settings.max_workers, else 3")
+@click.option("--no-pull", is_flag=True, help="Do not fetch from the DVC remote before generating.")
+def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool) -> None:
     from ..pipeline import repro
 
     root = _root()
@@ -238,7 +244,8 @@ def exp_group() -> None:
 @click.option("--queue", is_flag=True, help="Queue it for `dvc queue start`; the workspace stays as it is.")
 @click.option("--temp", is_flag=True, help="Run it in a temporary folder; the workspace stays as it is.")
 @click.option("-n", "--name", help="The experiment's name.")
-@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64), help="Scenes generated at once.")
+@click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64), help="Scenes generated at once.",
+              show_default="params.yaml video_settings.max_workers, else 3")
 def exp_run_cmd(overrides: tuple[str, ...], queue: bool, temp: bool, name: str | None, workers: int | None) -> None:
     """Run an experiment like `dvc exp run -S …`, also for the keys that rename clips (the model).
 

@@ -10,7 +10,7 @@ import click
 from ..backends import get_backend
 from ..errors import InputError
 from ..job import Job, build_concept_jobs, build_job
-from ..models import ASPECT_RATIOS, MODELS
+from ..models import ASPECT_RATIOS, MODELS, did_you_mean
 from ..params import BACKENDS, Settings, load_settings
 from ..runner import SceneResult, Summary, check_writable, run_jobs
 from ..scenes import load_concept, parse_duration
@@ -18,15 +18,43 @@ from .app import cli
 from .output import Progress, print_skipped, print_summary, warn
 
 
+class ModelId(click.ParamType):
+    """A model id; a near miss (`veo-3.1-fast`, a typo) is refused with the id it most likely meant."""
+
+    name = "model"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "MODEL"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in MODELS:
+            return str(value)
+        guess = did_you_mean(value)
+        hint = f"did you mean {guess}? " if guess else ""
+        self.fail(f"unknown model {value!r} ({hint}valid: {', '.join(MODELS)})", param, ctx)
+
+
+def _from_params(key: str) -> str:
+    """What --help shows as an option's default: params.yaml's value, else the built-in one."""
+    return f"params.yaml {key}, else {getattr(Settings(), key.rsplit('.', 1)[-1])}"
+
+
 def _settings_options(func):
     options = [
         click.option("--params", "params_file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Settings file (default: ./params.yaml when present)."),
-        click.option("--model", type=click.Choice(list(MODELS)), help="Video model (default from params)."),
-        click.option("--aspect-ratio", type=click.Choice(list(ASPECT_RATIOS)), help="Aspect ratio."),
-        click.option("--duration", type=float, help="Seconds; snapped to what the model accepts."),
-        click.option("--backend", type=click.Choice(list(BACKENDS)), help="Where clips are made."),
-        click.option("--batch", help="Batch folder name (default: read off the prompts path, else params)."),
+                     help="Settings file.", show_default="./params.yaml when present, else built-in defaults"),
+        click.option("--model", type=ModelId(), help=f"Video model: {', '.join(MODELS)} (`s9 models`).",
+                     show_default=_from_params("video_settings.video_model")),
+        click.option("--aspect-ratio", type=click.Choice(list(ASPECT_RATIOS)), help="Aspect ratio.",
+                     show_default=_from_params("video_settings.aspect_ratio")),
+        click.option("--duration", type=float, help="Seconds; snapped to what the model accepts.",
+                     show_default="the scene's duration_seconds, else "
+                                  + _from_params("video_settings.duration_seconds")),
+        click.option("--backend", type=click.Choice(list(BACKENDS)), help="Where clips are made.",
+                     show_default=_from_params("video_settings.backend")),
+        click.option("--batch", help="Batch folder name (wins over the one read off the prompts path).",
+                     show_default="read off …/{batch}/{concept}/{concept}_scene_prompts.json, else params.yaml "
+                                  "output.batch"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -103,9 +131,11 @@ def _scene_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @click.option("--frames", "frames_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder with {concept}_p{N}_first_frame.jpg files (step 8's output).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for this concept's clips (default: {outputs}/{batch}/{concept}).")
-@click.option("--scenes", "scene_numbers", callback=_scene_list, help="Only these scene numbers, e.g. 1,3.")
-@click.option("--workers", type=click.IntRange(1, 64), help="Scenes generated at once (default from params).")
+              help="Folder for this concept's clips.", show_default="{video_outputs_dir}/{batch}/{concept}")
+@click.option("--scenes", "scene_numbers", callback=_scene_list, help="Only these scene numbers, e.g. 1,3.",
+              show_default="every scene")
+@click.option("--workers", type=click.IntRange(1, 64), help="Scenes generated at once.",
+              show_default=_from_params("video_settings.max_workers"))
 @_settings_options
 def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, scene_numbers: list[int] | None,
              workers: int | None, params_file: Path | None, model: str | None, aspect_ratio: str | None,
