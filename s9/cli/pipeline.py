@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from ..runner import SceneResult
 from .app import cli
-from .output import Progress, print_result, print_summary, warning_line
+from .output import Progress, print_summary, warning_line
 
 _TARGETS_HELP = ("TARGETS: concepts, scenes (tiny_p1) or DVC stage addresses (pipelines/b1/tiny/dvc.yaml:p1); "
                  "none means every scene.")
@@ -176,22 +175,6 @@ def plan_cmd(targets: tuple[str, ...], as_json: bool, no_pull: bool) -> None:
         click.secho("⚠ over budget: `s9 repro` will refuse to start", fg="yellow", err=True)
 
 
-def _listener() -> Any:
-    shown: set[str] = set()
-
-    def listener(kind: str, result: SceneResult) -> None:
-        if kind == "start" and result.job is not None:
-            for warning in result.job.warnings:
-                line = warning_line(result.job.concept, warning)
-                if line not in shown:  # the same adjustment for every scene of a concept is said once
-                    shown.add(line)
-                    click.secho(line, fg="yellow", err=True)
-        elif kind == "done":
-            print_result(result)
-
-    return listener
-
-
 def _print_repro(result: Any, root: Path) -> None:
     from ..pipeline.declare import project_settings
 
@@ -223,7 +206,8 @@ def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool) -> N
     from ..pipeline import repro
 
     root = _root()
-    result = repro(root, list(targets) or None, workers=workers, listener=_listener(), pull=not no_pull)
+    with Progress() as progress:  # live per-scene phases on a terminal, from the first scene generated
+        result = repro(root, list(targets) or None, workers=workers, listener=progress, pull=not no_pull)
     if not result.plan.scenes and not result.resolved:
         click.echo("Every scene is up to date: nothing to do.")
         return
@@ -253,8 +237,9 @@ def exp_run_cmd(overrides: tuple[str, ...], queue: bool, temp: bool, name: str |
     from ..pipeline import exp_run
 
     root = _root()
-    result = exp_run(root, list(overrides), queue=queue, temp=temp, name=name, workers=workers,
-                     listener=_listener())
+    with Progress() as progress:
+        result = exp_run(root, list(overrides), queue=queue, temp=temp, name=name, workers=workers,
+                         listener=progress)
     if result.repro is not None:
         _print_repro(result.repro, root)
         if not result.repro.ok:
@@ -275,7 +260,7 @@ def stage_cmd(pipeline_dir: str, scene_number: int, clip_path: str) -> None:
     """(Run by `dvc repro`.) One scene stage: make scene N's clip from its entry in inputs.json."""
     from ..pipeline import run_stage
 
-    summary = run_stage(pipeline_dir, scene_number, clip_path, Progress(1))
+    summary = run_stage(pipeline_dir, scene_number, clip_path, Progress(live=False))  # DVC's output: plain
     if not summary.ok:
         sys.exit(1)
 

@@ -15,7 +15,7 @@ from ..params import BACKENDS, Settings, load_settings
 from ..runner import SceneResult, Summary, check_writable, run_jobs
 from ..scenes import load_concept, parse_duration
 from .app import cli
-from .output import Progress, print_skipped, print_summary, warn
+from .output import Progress, print_skipped, print_summary
 
 
 class ModelId(click.ParamType):
@@ -79,9 +79,8 @@ def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneR
     # before anything is generated.
     for result in skipped:
         print_skipped(result)
-    warn(jobs)
     try:
-        with Progress(len(jobs)) as progress:
+        with Progress() as progress:  # says each job's warnings (naming concept and scenes) before it starts
             summary = run_jobs(jobs, backend, workers, progress)
     finally:
         backend.close()

@@ -26,6 +26,7 @@ The API token never leaves the HTTP ``Authorization`` header: every message we r
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -41,6 +42,7 @@ from ...job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER, ImageURIs, Job, va
 from ...journal import CorruptEntry, Journal, JournalEntry, billing, parse_utc, utc_iso
 from ...models import sunset_warning
 from ...params import Settings
+from .. import PhaseHook
 from .budget import Budget
 from .client import Gone, NotCreated, Policy, Pred, Session, describe, resolve_credentials
 from .download import Downloads
@@ -48,6 +50,22 @@ from .files import Uploads
 from .predictions import TERMINAL, Predictions
 from .recovery import Finder, Pattern, Submission, jsonable
 from .schemas import SCHEMA_DIR, Schemas
+
+SUBMITTED, RUNNING, DOWNLOADING = "submitted", "running", "downloading"  # s9.runner.PHASES, as reported
+
+
+def _phase(state: str | None) -> str:
+    """A prediction's (or journal entry's) state as the phase shown: created and not yet running is submitted."""
+    return RUNNING if state in ("processing", "succeeded") else SUBMITTED
+
+
+def _safe(on_event: PhaseHook | None) -> PhaseHook:
+    """The hook, made harmless: showing progress must never fail (or re-pay for) a scene."""
+    def emit(phase: str, prediction_id: str | None = None) -> None:
+        if on_event is not None:
+            with contextlib.suppress(Exception):  # a display bug is not the scene's failure
+                on_event(phase, prediction_id)
+    return emit
 
 
 def print_notice(message: str) -> None:
@@ -112,9 +130,13 @@ class ReplicateBackend:
         the end frame's (`ImageURIs`)."""
         return self._guard("Could not upload image", lambda: self._upload(job))
 
-    def produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
-        """Resume the journaled prediction for this job, or create one; wait; stream its output to `dest`."""
-        self._guard("unexpected error", lambda: self._produce(job, api_input, Path(dest)))
+    def produce(self, job: Job, api_input: dict[str, Any], dest: Path, on_event: PhaseHook | None = None) -> None:
+        """Resume the journaled prediction for this job, or create one; wait; stream its output to `dest`.
+
+        `on_event(phase, prediction_id)` hears "submitted" (before the create is sent, and with the id once it
+        answers or a journaled one is resumed), "running" and "downloading"; it changes nothing that is sent."""
+        emit = _safe(on_event)
+        self._guard("unexpected error", lambda: self._produce(job, api_input, Path(dest), emit))
 
     def cancel_all(self) -> None:
         """Cancel every in-flight prediction through the API and wake every waiting `produce`.
@@ -170,16 +192,19 @@ class ReplicateBackend:
         return ImageURIs(first, last)
 
     # -- produce ----------------------------------------------------------------------------------
-    def _produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
+    def _produce(self, job: Job, api_input: dict[str, Any], dest: Path, emit: PhaseHook) -> None:
         s = self.session
         s.api()
         s.check_canceled()
         for round_ in (1, 2):
-            entry, prediction = self._obtain(job, api_input)
+            entry, prediction = self._obtain(job, api_input, emit)
             pid = entry.prediction_id
+            emit(_phase(prediction.status if prediction is not None else entry.state), pid)
             try:
-                done = self.predictions.wait(job, entry, prediction)
+                done = self.predictions.wait(job, entry, prediction, on_status=lambda status, p=pid: emit(
+                    _phase(status), p))
                 self._bill(job, done)
+                emit(DOWNLOADING, pid)
                 self.downloads.download(pid, done.output, dest, on_url=functools.partial(self._downloaded, job, pid))
                 return
             except Gone as gone:
@@ -209,7 +234,7 @@ class ReplicateBackend:
                          prediction.completed_at, job.concept, job.scene.number)
         self.predictions.journal_set(job.fingerprint, prediction.id, billed=billed)
 
-    def _obtain(self, job: Job, api_input: dict[str, Any]) -> tuple[JournalEntry, Pred | None]:
+    def _obtain(self, job: Job, api_input: dict[str, Any], emit: PhaseHook) -> tuple[JournalEntry, Pred | None]:
         """The journaled prediction for this job when it is still worth following, else a new one.
 
         Returns the entry and, for a new or adopted prediction, the API's view of it (so no status check is
@@ -239,7 +264,7 @@ class ReplicateBackend:
                 elif entry.prediction_id:
                     exclude.add(entry.prediction_id)  # dead, and possibly with this very input
             self.session.check_canceled()
-            return self._submit(job, api_input, exclude, entry)
+            return self._submit(job, api_input, exclude, entry, emit)
 
     def _expired(self, job: Job, entry: JournalEntry) -> bool:
         """A journaled success older than the API's retention: its output is gone. Say so before paying again."""
@@ -305,7 +330,7 @@ class ReplicateBackend:
         return entry
 
     def _submit(self, job: Job, api_input: dict[str, Any], exclude: set[str],
-                previous: JournalEntry | None) -> tuple[JournalEntry, Pred]:
+                previous: JournalEntry | None, emit: PhaseHook) -> tuple[JournalEntry, Pred]:
         """Reserve its cost, journal the create, then send it; record the id the moment the answer arrives."""
         s = self.session
         fp, model = job.fingerprint, job.model.id
@@ -333,6 +358,7 @@ class ReplicateBackend:
                 self.journal.record(fp, replace(entry, state="rejected", error="canceled before it was sent"))
                 s.check_canceled()
             try:
+                emit(SUBMITTED, None)  # sent; held open by Prefer: wait, the id comes with the answer
                 prediction, adopted = self.predictions.create(job, api_input, sub, deadline=now + self.timeout)
             except NotCreated as exc:
                 self.budget.release(cost)
