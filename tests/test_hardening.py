@@ -329,7 +329,8 @@ def test_failure_lines_name_the_concept_and_the_clip(tmp_path: Path) -> None:
         proc = s9("generate", prompts, "--frames", frames, "--model", "openai/sora-2", "--duration", "5",
                   cwd=tmp_path)
         assert proc.returncode == 1
-        assert f"[{concept}] ⚠ Duration adjusted from 5s to 4s (Sora 2 requirement)" in proc.stderr.splitlines()
+        assert f"[{concept}] ⚠ scenes 1-2: Duration adjusted from 5s to 4s (Sora 2 requirement)" in \
+            proc.stderr.splitlines()
         [line] = [x for x in proc.stderr.splitlines() if "✗" in x]
         assert line == f"[{concept}] ✗ Scene 2 failed: outputs/b1/{concept}/{concept}_p2_sora_2.mp4: Is a directory"
         failures.append(line)

@@ -117,6 +117,8 @@ def status_cmd(targets: tuple[str, ...], as_json: bool, no_outputs: bool) -> Non
             why = "; ".join(r.message for r in scene.reasons)
             fix = "" if scene.fix == "s9 repro" else f" → `{scene.fix}`"
             click.echo(f"  scene {scene.decl.number:<3} {scene.decl.key}: {why}{fix}")
+            if scene.last_error:  # why the last attempt did not make it, so nobody reruns blind
+                click.secho(f"            last run failed: {scene.last_error}", fg="red")
         for path in concept.leftovers:
             click.secho(warning_line(concept.decl.ref.name, f"{path} is not declared by any stage (`s9 sync` "
                                      "removes it)"), fg="yellow", err=True)
@@ -185,8 +187,9 @@ def _print_repro(result: Any, root: Path) -> None:
         print_summary(result.summary, settings, settings.backend)
     for address in result.changed:
         concept = address.split("/")[2]
-        click.secho(warning_line(concept, f"{address}: an input changed while it was generated; not recorded "
-                                 "(still stale)"), fg="yellow", err=True)
+        scene = address.rsplit(":p", 1)[-1]
+        click.secho(warning_line(concept, f"scene {scene} ({address}): an input changed while it was generated; "
+                                 "not recorded (still stale)"), fg="yellow", err=True)
     click.echo(f"Recorded in dvc.lock: {len(result.recorded)} scene stage(s)")
 
 
