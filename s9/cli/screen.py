@@ -104,35 +104,43 @@ class _Display:
         with self.lock:
             return all(s.phase in (DONE, FAILED) for s in self.scenes.values())
 
-    def __rich__(self) -> Any:
-        from rich.console import Group
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
+    def __rich_console__(self, console: Any, options: Any) -> Any:
         from rich.text import Text
 
         with self.lock:
             scenes = list(self.scenes.values())
+        # Every row stays a column short of the screen: a row of exactly the width, or a wrapped one, throws
+        # off the cursor arithmetic that erases the display, and a copy of it would stay behind.
+        width = max(20, options.max_width - 1)
         total = len(scenes)
-        finished = [s for s in scenes if s.phase in (DONE, FAILED)]
-        active = sorted((s for s in scenes if s.phase not in (DONE, FAILED, QUEUED)),
-                        key=lambda s: s.started or 0.0)
+        finished = sum(s.phase in (DONE, FAILED) for s in scenes)
+        active = sorted((s for s in scenes if s.phase not in (DONE, FAILED, QUEUED)), key=lambda s: s.started or 0.0)
         counts: dict[str, int] = {}
         for s in scenes:
-            counts[s.phase] = counts.get(s.phase, 0) + 1
-        head = Table.grid(padding=(0, 1))
-        head.add_row(Text(self.title), ProgressBar(total=max(total, 1), completed=len(finished), width=30),
-                     Text(f"{len(finished)}/{total}"), Text(_clock(time.monotonic() - self.started), style="dim"),
-                     Text(" · ".join(f"{n} {phase}" for phase, n in counts.items() if phase not in (DONE,)),
-                          style="dim"))
-        rows = Table.grid(padding=(0, 2))
+            if s.phase != DONE:
+                counts[s.phase] = counts.get(s.phase, 0) + 1
+        bar_width = max(10, min(30, width - 50))
+        filled = round(bar_width * finished / max(total, 1))
+        head = Text(f"{self.title} ")
+        head.append("━" * filled, style="magenta")
+        head.append("━" * (bar_width - filled), style="grey23")
+        head.append(f" {finished}/{total} ")
+        head.append(_clock(time.monotonic() - self.started), style="dim")
+        if counts:
+            head.append("  " + " · ".join(f"{n} {phase}" for phase, n in counts.items()), style="dim")
+        head.truncate(width, overflow="ellipsis")
+        yield head
         now = time.monotonic()
         for s in active[:MAX_ROWS]:
-            rows.add_row(Text(f"  [{s.concept}] scene {s.scene_number}"), Text(s.phase, style="cyan"),
-                         Text(s.prediction_id or "", style="dim"), Text(_clock(now - (s.started or now)), style="dim"))
-        parts: list[Any] = [head, rows]
+            row = Text(f"  [{s.concept}] scene {s.scene_number:<4}")
+            row.append(f"{s.phase:<12}", style="cyan")
+            row.append(_clock(now - (s.started or now)), style="dim")
+            if s.prediction_id:
+                row.append(f"  {s.prediction_id}", style="dim")
+            row.truncate(width, overflow="ellipsis")
+            yield row
         if len(active) > MAX_ROWS:
-            parts.append(Text(f"  … and {len(active) - MAX_ROWS} more in flight", style="dim"))
-        return Group(*parts)
+            yield Text(f"  … and {len(active) - MAX_ROWS} more in flight", style="dim")
 
 
 def _clock(seconds: float) -> str:
