@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import make_concept
 from fakeapi import TOKEN, scenes, settings
 from terminal import Terminal, needs_tmux
-from test_pipeline_helpers import ENV, PARAMS, add_tiny, fresh, init_repo
+from test_pipeline_helpers import ENV, PARAMS, add_tiny, built, fresh, init_repo
 
 from s9.backends.replicate import ReplicateBackend
 from s9.fake import FakeConfig, FakeReplicate
@@ -26,7 +28,6 @@ from s9.scenes import load_concept
 
 S9 = [sys.executable, "-m", "s9"]
 BAR = "━"  # rich's bar: never left on the screen once a command ends
-pytestmark = needs_tmux
 
 
 def term_env(server: FakeReplicate | None = None) -> dict[str, str]:
@@ -48,6 +49,7 @@ def assert_clean(screen: str, width: int) -> None:
     assert all(len(row) <= width for row in screen.splitlines()), screen
 
 
+@needs_tmux
 @pytest.mark.slow
 def test_generate_on_a_terminal_leaves_clean_lines(tmp_path: Path) -> None:
     width = 72
@@ -95,6 +97,7 @@ def _replicate_repo(root: Path, src: Path) -> None:
     subprocess.run(["git", "commit", "-qm", "tiny"], cwd=root, env=ENV, check=True, capture_output=True)
 
 
+@needs_tmux
 @pytest.mark.slow
 def test_repro_shows_each_scene_and_the_failures_in_plain_sight(tmp_path: Path) -> None:
     root = tmp_path / "repo"
@@ -196,3 +199,41 @@ def test_the_phase_hook_reports_phases_and_changes_nothing_sent(workdir: Path, m
         assert ("submitted", None) in events  # said when the create is sent, before its answer
         shown = {pid for _, pid in events if pid}
         assert len(shown) == 1 and ids[shown.pop()] == "succeeded", events
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_repro_keeps_every_earlier_clip(built: Path) -> None:
+    """SIGINT a few seconds into `s9 repro` on the fake API (predictions held open, one scene still queued):
+    exit 130, every clip made before is still there byte for byte, no partial file, and `s9 status` still says
+    the interrupted scenes are stale."""
+    params = built / "params.yaml"
+    params.write_text(params.read_text().replace("backend: offline", "backend: replicate"))
+    clips = {n: built / f"outputs/b1/tiny/tiny_p{n}_veo_3.1_fast.mp4" for n in (1, 2, 3)}
+    before = {n: path.read_bytes() for n, path in clips.items()}
+    with FakeReplicate(config=FakeConfig(latency=60.0)) as server:
+        env = {**ENV, "REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": server.base_url}
+        proc = subprocess.Popen([*S9, "repro", "-j", "2"], cwd=built, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while len(server.predictions()) < 2:  # two creates held open; scene 3 waits for a worker
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.1)
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        statuses = [p["status"] for p in server.predictions()]
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted" in err
+    assert statuses == ["canceled", "canceled"]  # nobody pays for what nobody waits for
+    assert {n: path.read_bytes() for n, path in clips.items()} == before
+    leftovers = [p for p in (built / "outputs").rglob("*") if ".tmp" in p.name or p.name.startswith(".s9-")]
+    assert leftovers == []
+    status = subprocess.run([*S9, "status", "--json"], cwd=built, env=ENV, capture_output=True, text=True,
+                            timeout=120)
+    assert status.returncode == 1
+    stale = json.loads(status.stdout)["concepts"]["tiny"]["stale"]
+    assert sorted(s["scene"] for s in stale) == [1, 2, 3]
