@@ -40,7 +40,8 @@ class OfflineBackend:
             duration=job.duration,
             caption=job.scene.audio_dialogue,
             audio=job.makes_audio,
-            seed=job.fingerprint,  # same inputs -> byte-identical clip, so DVC's cache means something
+            # same inputs -> byte-identical clip, so DVC's cache means something; a fresh take -> other bytes
+            seed=job.fingerprint if not job.take else f"{job.fingerprint}/take-{job.take}",
             last_frame=job.next_frame,  # continuity: the clip settles into the next scene's first frame
         )
 

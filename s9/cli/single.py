@@ -14,8 +14,10 @@ from ..models import ASPECT_RATIOS, MODELS, did_you_mean
 from ..params import BACKENDS, Settings, load_settings
 from ..runner import SceneResult, Summary, check_writable, run_jobs
 from ..scenes import load_concept, parse_duration
+from ..takes import describe_takes, fresh_take
 from .app import cli
 from .output import Progress, print_skipped, print_summary
+from .screen import SCREEN
 
 
 class ModelId(click.ParamType):
@@ -69,7 +71,14 @@ def _settings(params_file: Path | None, model: str | None, aspect_ratio: str | N
     return settings.with_overrides(video_model=model, aspect_ratio=aspect_ratio, backend=backend)
 
 
-def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneResult]) -> Summary:
+_NEW_TAKE_HELP = ("Make a new clip even though nothing changed: a new prediction (shown with its cost first) "
+                  "instead of the one the journal would reuse; offline, a different render.")
+
+
+def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneResult],
+         new_take: bool = False) -> Summary:
+    if new_take:
+        jobs = [fresh_take(job) for job in jobs]
     backend = get_backend(settings.backend, settings)
     backend.check()
     backend.preflight(jobs)  # the model's schema: a mismatch is one line, exit 2, before anything is uploaded
@@ -79,6 +88,9 @@ def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneR
     # before anything is generated.
     for result in skipped:
         print_skipped(result)
+    if new_take:  # the cost of what is about to be created, before anything is
+        for line in describe_takes(jobs, settings):
+            SCREEN.line(line, "cyan", err=True)
     try:
         with Progress() as progress:  # says each job's warnings (naming concept and scenes) before it starts
             summary = run_jobs(jobs, backend, workers, progress)
@@ -95,9 +107,10 @@ def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneR
 @click.argument("first_frame", type=click.Path(path_type=Path))
 @click.argument("output_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @_settings_options
+@click.option("--new-take", is_flag=True, help=_NEW_TAKE_HELP)
 def clip(scene_prompts_json: Path, scene_number: int, first_frame: Path, output_path: Path | None,
          params_file: Path | None, model: str | None, aspect_ratio: str | None, duration: float | None,
-         backend: str | None, batch: str | None) -> None:
+         backend: str | None, batch: str | None, new_take: bool) -> None:
     """Generate one scene's clip (and its debug file).
 
     Without OUTPUT_PATH the clip goes to {outputs}/{batch}/{concept}/{concept}_p{N}_{model_suffix}.mp4.
@@ -108,7 +121,7 @@ def clip(scene_prompts_json: Path, scene_number: int, first_frame: Path, output_
                     duration=duration)
     if output_path is not None and output_path.suffix.lower() != ".mp4":
         raise InputError(f"{output_path}: output path must end in .mp4")
-    summary = _run([job], settings, 1, [])
+    summary = _run([job], settings, 1, [], new_take)
     if not summary.ok:
         sys.exit(1)
 
@@ -136,9 +149,10 @@ def _scene_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @click.option("--workers", type=click.IntRange(1, 64), help="Scenes generated at once.",
               show_default=_from_params("video_settings.max_workers"))
 @_settings_options
+@click.option("--new-take", is_flag=True, help=_NEW_TAKE_HELP)
 def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, scene_numbers: list[int] | None,
              workers: int | None, params_file: Path | None, model: str | None, aspect_ratio: str | None,
-             duration: float | None, backend: str | None, batch: str | None) -> None:
+             duration: float | None, backend: str | None, batch: str | None, new_take: bool) -> None:
     """Generate every scene of one concept in parallel, then print a summary."""
     settings = _settings(params_file, model, aspect_ratio, backend, duration)
     concept = load_concept(scene_prompts_json)
@@ -149,7 +163,7 @@ def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, s
                                         out_dir=out_dir, batch=batch, duration=duration)
     skipped = [SceneResult(f"{concept.name} scene {number}", number, ok=False, skipped=True, error=problem)
                for number, problem in problems.items()]
-    summary = _run(jobs, settings, workers or settings.max_workers, skipped)
+    summary = _run(jobs, settings, workers or settings.max_workers, skipped, new_take)
     print_summary(summary, settings, settings.backend)
     if not summary.ok:
         sys.exit(1)

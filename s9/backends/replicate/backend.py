@@ -249,7 +249,13 @@ class ReplicateBackend:
             except CorruptEntry as bad:
                 entry = self._recover_corrupt(job, bad)
             exclude: set[str] = set()
-            if entry is not None and entry.model == job.model.id:
+            if entry is not None and job.take > entry.take:
+                # A fresh take: the journaled prediction is deliberately not followed (nor looked for by listing);
+                # a new one replaces the entry, which keeps the old one's billed record (`earlier`).
+                self.session.count("fresh_takes")
+                if entry.prediction_id:
+                    exclude.add(entry.prediction_id)
+            elif entry is not None and entry.model == job.model.id:
                 if entry.resumable and self._expired(job, entry):
                     entry = self.journal.record(fp, replace(entry, state="expired", updated_at=time.time(),
                                                             error="output expired before it was downloaded"))
@@ -347,7 +353,7 @@ class ReplicateBackend:
         # the next run finds the prediction by listing instead of paying for it again.
         entry = self.journal.record(fp, JournalEntry.submitting(
             model, sent, now, label=job.label, deadline=utc_iso(now + self.timeout), concept=job.concept,
-            scene=job.scene.number, earlier=earlier or None))
+            scene=job.scene.number, earlier=earlier or None, take=job.take))
         sub = Submission(fp, model, sent, now, frozenset(exclude))
         with s.lock:
             self._submitting[fp] = sub
