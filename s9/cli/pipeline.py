@@ -159,10 +159,11 @@ _PLAN_HELP = """Show what `s9 repro` would restore, pull or generate, and the es
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-pull", is_flag=True, help="Do not look on the DVC remote for what it already holds.")
-def plan_cmd(targets: tuple[str, ...], as_json: bool, no_pull: bool) -> None:
+@click.option("--new-take", is_flag=True, help="Price a fresh take of the TARGETS' scenes (see `s9 repro`).")
+def plan_cmd(targets: tuple[str, ...], as_json: bool, no_pull: bool, new_take: bool) -> None:
     from ..pipeline import plan
 
-    the_plan = plan(_root(), list(targets) or None, pull=not no_pull)
+    the_plan = plan(_root(), list(targets) or None, pull=not no_pull, new_take=new_take)
     if as_json:
         click.echo(json.dumps(the_plan.as_dict(), indent=2))
         return
@@ -205,12 +206,25 @@ _REPRO_HELP = """Bring every stale scene up to date concurrently and record it i
 @click.option("-j", "--jobs", "workers", type=click.IntRange(1, 64), help="Scenes generated at once.",
               show_default="params.yaml video_settings.max_workers, else 3")
 @click.option("--no-pull", is_flag=True, help="Do not fetch from the DVC remote before generating.")
-def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool) -> None:
-    from ..pipeline import repro
+@click.option("--new-take", is_flag=True,
+              help="A new clip for each scene the TARGETS name even though its inputs are unchanged: a new "
+                   "prediction (its cost shown first), never restored from DVC's cache; recorded in dvc.lock.")
+def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool, new_take: bool) -> None:
+    from ..pipeline import plan, repro
 
     root = _root()
+    if new_take:  # what the takes cost, before anything is created (the budget check follows in repro)
+        the_plan = plan(root, list(targets) or None, pull=not no_pull, new_take=True)
+        takes = [p for p in the_plan.to_generate if any(r.kind == "take" for r in p.status.reasons)]
+        for item in takes:
+            click.secho(f"[{item.status.decl.ref.name}] fresh take of scene {item.status.decl.number} "
+                        f"({item.model}, {item.seconds} s, {item.backend}): ${item.cost_usd:.2f}", fg="cyan",
+                        err=True)
+        click.secho(f"Fresh takes: {len(takes)} scene(s), estimated ${sum(p.cost_usd for p in takes):.2f}",
+                    fg="cyan", err=True)
     with Progress() as progress:  # live per-scene phases on a terminal, from the first scene generated
-        result = repro(root, list(targets) or None, workers=workers, listener=progress, pull=not no_pull)
+        result = repro(root, list(targets) or None, workers=workers, listener=progress, pull=not no_pull,
+                       new_take=new_take)
     if not result.plan.scenes and not result.resolved:
         click.echo("Every scene is up to date: nothing to do.")
         return
