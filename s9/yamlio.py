@@ -126,11 +126,12 @@ def _quoted_line(text: str | None, line: int) -> str:
     shown_line = lines[line].rstrip()
     if len(shown_line) > _SHOWN_LINE:
         shown_line = shown_line[:_SHOWN_LINE - 1] + "…"
-    return f": {shown_line!r}"
+    return repr(shown_line)
 
 
 def yaml_error(path: Path | str, exc: Exception, text: str | None = None) -> InputError:
-    """`<file>: invalid YAML at line N (problem: what to do): '<that line>'`, from a PyYAML or ruamel error.
+    """`<file>: invalid YAML at line N (problem; context): what to do; line N reads '…'`, from a PyYAML or ruamel
+    error.
 
     The parser's own problem text is always there (people search for it), followed by plain advice for the
     usual hand-editing mistakes and the line itself, so the message says what is wrong without opening the file.
@@ -153,14 +154,14 @@ def yaml_error(path: Path | str, exc: Exception, text: str | None = None) -> Inp
     else:
         detail = _one_line(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__)
     advice = _plain(detail)
-    if advice:
-        detail += f": {advice}"
     where = f" at line {line + 1}" if line is not None else ""
-    quoted = _quoted_line(text, line) if line is not None else ""
+    quoted = f"; line {line + 1} reads {_quoted_line(text, line)}" if line is not None and _quoted_line(
+        text, line) else ""
     hint = ""
     if text is not None and _MERGE_MARKER.search(text):
         hint = "; it has merge conflict markers (<<<<<<< / ======= / >>>>>>>): resolve them first"
-    return InputError(f"{shown(path)}: invalid YAML{where} ({detail}){quoted}{hint}")
+    return InputError(f"{shown(path)}: invalid YAML{where} ({detail}){f': {advice}' if advice else ''}{quoted}"
+                      f"{hint}")
 
 
 def read_yaml(path: Path, parse: Callable[[str], Any] | None = None) -> Any:
