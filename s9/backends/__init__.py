@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +16,15 @@ from ..params import BACKENDS, Settings
 #: (a create sent; the id once the API answers), "running", "downloading" (see `s9.runner.PHASES`). For
 #: showing progress only: it never changes what is sent, and an error in it is the caller's, never the scene's.
 PhaseHook = Callable[[str, "str | None"], None]
+
+
+def harmless(on_event: PhaseHook | None) -> PhaseHook:
+    """`on_event` made harmless for a backend to call: showing progress must never fail (or re-pay for) a scene."""
+    def emit(phase: str, prediction_id: str | None = None) -> None:
+        if on_event is not None:
+            with contextlib.suppress(Exception):  # a display bug is not the scene's failure
+                on_event(phase, prediction_id)
+    return emit
 
 
 class Backend(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import video
 from ..job import ImageURIs, Job, validate_job
-from . import PhaseHook
+from . import PhaseHook, harmless
 
 # What the debug file shows where the Replicate backend shows the uploaded image URL.
 OFFLINE_URI = "offline"
@@ -30,8 +30,7 @@ class OfflineBackend:
         return ImageURIs(OFFLINE_URI, OFFLINE_URI if job.next_frame is not None else None)
 
     def produce(self, job: Job, api_input: dict[str, Any], dest: Path, on_event: PhaseHook | None = None) -> None:
-        if on_event is not None:
-            on_event("running", None)  # rendering: no prediction, no download
+        harmless(on_event)("running", None)  # rendering: no prediction, no download
         video.render_clip(
             dest,
             first_frame=job.first_frame,

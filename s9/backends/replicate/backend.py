@@ -26,7 +26,6 @@ The API token never leaves the HTTP ``Authorization`` header: every message we r
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
 import time
@@ -42,7 +41,7 @@ from ...job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER, ImageURIs, Job, va
 from ...journal import CorruptEntry, Journal, JournalEntry, billing, parse_utc, utc_iso
 from ...models import sunset_warning
 from ...params import Settings
-from .. import PhaseHook
+from .. import PhaseHook, harmless
 from .budget import Budget
 from .client import Gone, NotCreated, Policy, Pred, Session, describe, resolve_credentials
 from .download import Downloads
@@ -57,15 +56,6 @@ SUBMITTED, RUNNING, DOWNLOADING = "submitted", "running", "downloading"  # s9.ru
 def _phase(state: str | None) -> str:
     """A prediction's (or journal entry's) state as the phase shown: created and not yet running is submitted."""
     return RUNNING if state in ("processing", "succeeded") else SUBMITTED
-
-
-def _safe(on_event: PhaseHook | None) -> PhaseHook:
-    """The hook, made harmless: showing progress must never fail (or re-pay for) a scene."""
-    def emit(phase: str, prediction_id: str | None = None) -> None:
-        if on_event is not None:
-            with contextlib.suppress(Exception):  # a display bug is not the scene's failure
-                on_event(phase, prediction_id)
-    return emit
 
 
 def print_notice(message: str) -> None:
@@ -135,7 +125,7 @@ class ReplicateBackend:
 
         `on_event(phase, prediction_id)` hears "submitted" (before the create is sent, and with the id once it
         answers or a journaled one is resumed), "running" and "downloading"; it changes nothing that is sent."""
-        emit = _safe(on_event)
+        emit = harmless(on_event)
         self._guard("unexpected error", lambda: self._produce(job, api_input, Path(dest), emit))
 
     def cancel_all(self) -> None:
