@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +26,9 @@ class Terminal:
     def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str], width: int = 80, height: int = 40) -> None:
         assert TMUX is not None
         self.socket = f"s9test-{uuid.uuid4().hex[:12]}"
-        script = Path(cwd) / f".s9-term-{self.socket}.sh"
+        fd, name = tempfile.mkstemp(prefix=f"{self.socket}-", suffix=".sh")  # outside the project under test
+        os.close(fd)
+        script = Path(name)
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k.isidentifier())
         # The exit status is printed on the screen, then the pane stays open so it can still be read.
         script.write_text(f"{exports}cd {shlex.quote(str(cwd))}\n{shlex.join(cmd)}\n"
