@@ -40,7 +40,8 @@ def _print_sync(result: Any) -> None:
 @cli.command("add")
 @click.argument("scene_prompts_json", type=click.Path(path_type=Path))
 @click.argument("frames_dir", type=click.Path(path_type=Path))
-@click.option("--batch", help="Batch folder under data/ (default: read off the prompts path, else params).")
+@click.option("--batch", help="Batch folder under data/ (wins over the one read off the prompts path).",
+              show_default="the folder above the concept's in the prompts path, else params.yaml output.batch")
 def add_cmd(scene_prompts_json: Path, frames_dir: Path, batch: str | None) -> None:
     """Copy a concept's step-7 prompts and step-8 frames into data/ and write its pipeline."""
     from ..pipeline import add_concept

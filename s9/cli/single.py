@@ -55,7 +55,7 @@ def _settings_options(func):
         click.option("--backend", type=click.Choice(list(BACKENDS)), help="Where clips are made.",
                      show_default=_from_params("video_settings.backend")),
         click.option("--batch", help="Batch folder name (wins over the one read off the prompts path).",
-                     show_default="read off …/{batch}/{concept}/{concept}_scene_prompts.json, else params.yaml "
+                     show_default="the folder above the concept's in the prompts path, else params.yaml "
                                   "output.batch"),
     ]
     for option in reversed(options):
