@@ -10,6 +10,7 @@ from .atomic import write_text_atomic
 from .job import Job
 
 RULE = "=" * 80
+TAKE_LABEL = "Take:"  # the line a fresh take adds (s9.takes reads it back)
 THIN = "-" * 80
 
 
@@ -22,6 +23,7 @@ def render(job: Job, image_uri: str, api_input: dict[str, Any], backend: str) ->
         "",
         f"Model: {job.model.id}",
         f"Backend: {backend}",
+        *([f"{TAKE_LABEL} {job.take} (a fresh take of unchanged inputs, --new-take)"] if job.take else []),
         f"Scene Number: {scene.number}",
         f"First Frame Image: {job.first_frame_display}",
         f"Duration: {job.duration} seconds",

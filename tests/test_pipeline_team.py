@@ -268,7 +268,7 @@ def test_a_prompt_edited_while_repro_runs_is_not_recorded_as_current(fresh: Path
         (fresh / PROMPTS).write_text(json.dumps(data, indent=2))
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, out + err
-    assert f"{PIPELINE}/dvc.yaml:p2: an input changed while it was generated; not recorded" in err
+    assert f"scene 2 ({PIPELINE}/dvc.yaml:p2): an input changed while it was generated; not recorded" in err
     assert "p2" not in lock(fresh) and {"p1", "p3"} <= set(lock(fresh))
     assert s9_stale(fresh) == stages(2)
     assert stages(2) <= dvc_stale(fresh)

@@ -55,7 +55,7 @@ def _day(_ctx: click.Context, _param: click.Parameter, value: str | None):  # no
 
 @cli.command("spend")
 @click.option("--since", callback=_day, metavar="YYYY-MM-DD", help="Only predictions completed on or after this "
-              "(UTC) day.")
+              "(UTC) day.", show_default="every day")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def spend_cmd(since, as_json: bool) -> None:  # noqa: ANN001 - a date from the callback
     """What the replicate backend actually paid, from the project's prediction journal: per model, concept and

@@ -106,9 +106,10 @@ class Plan:
 
 
 def make_plan(root: Path, report: StatusReport, settings: Settings, repo: Repo | None = None,
-              *, remote: bool = False) -> Plan:
+              *, remote: bool = False, generate: frozenset[str] = frozenset()) -> Plan:
     """Price every stale scene of the report; with a `repo`, find what DVC's cache (and, with `remote`, the
-    default remote) already holds. Reads only: nothing is written or downloaded."""
+    default remote) already holds. Reads only: nothing is written or downloaded. Scenes whose stage address is
+    in `generate` (fresh takes) are generated whatever the caches hold."""
     model = get_model(settings.video_model)
     price = 0.0 if settings.backend == "offline" else settings.price_per_second(model.id)
     planned: list[PlannedScene] = []
@@ -122,7 +123,7 @@ def make_plan(root: Path, report: StatusReport, settings: Settings, repo: Repo |
             scene = concept.decl.concept.scene(decl.number)
             seconds, _ = model.snap_duration(scene.duration_seconds or settings.duration_seconds)
             item = PlannedScene(status, model.id, seconds, settings.backend, seconds * price)
-            if repo is not None:
+            if repo is not None and decl.address not in generate:
                 item.how = _source(repo, concept.decl, status, entries[decl.stage], remote)
             if item.how == GENERATE:
                 item.problem = _input_problem(root, concept.decl.concept, decl)

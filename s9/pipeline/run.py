@@ -20,8 +20,9 @@ from ..backends import Backend, get_backend
 from ..errors import InputError, S9Error
 from ..job import Job, build_job, scene_input_problem
 from ..runner import Listener, SceneResult, Summary, check_writable, run_jobs
+from ..takes import fresh_take
 from . import dvcside
-from .check import StatusReport, compute_status, select
+from .check import REPRO, Reason, StatusReport, compute_status, select
 from .declare import ConceptDecl, SceneDecl, project_settings
 from .layout import INPUTS_STAGE, ConceptRef, find_root
 from .plan import GENERATE, PULL, RESTORE, Plan, make_plan
@@ -55,35 +56,64 @@ def status(root: Path, targets: list[str] | None = None, *, outputs: bool = True
     return compute_status(Path(root).resolve(), targets, outputs=outputs)
 
 
-def plan(root: Path, targets: list[str] | None = None, *, pull: bool = True) -> Plan:
-    """`s9 plan`: what a repro would restore, pull or generate, and the cost; writes and downloads nothing."""
+def plan(root: Path, targets: list[str] | None = None, *, pull: bool = True, new_take: bool = False) -> Plan:
+    """`s9 plan`: what a repro would restore, pull or generate, and the cost; writes and downloads nothing.
+    `new_take`: the targets' scenes as fresh takes (generated, and priced, even when up to date)."""
     root = Path(root).resolve()
     with contextlib.chdir(root):
         settings = project_settings(root)
         report = compute_status(root, targets, settings=settings)
+        takes = take_addresses(report, targets) if new_take else frozenset()
+        report = with_takes(report, takes)
         if report.up_to_date:
             return Plan([], settings.max_spend_usd)
         with dvcside.open_repo(root, lock=False) as repo:
             remote = pull and dvcside.default_remote(repo) is not None
-            return make_plan(root, report, settings, repo, remote=remote)
+            return make_plan(root, report, settings, repo, remote=remote, generate=takes)
+
+
+# -- fresh takes (`--new-take`) ---------------------------------------------------------------------------
+def take_addresses(report: StatusReport, targets: list[str] | None) -> frozenset[str]:
+    """The scene stages a `--new-take` names: every scene of the targets. Targets are required: a take of
+    everything is never what someone meant."""
+    if not targets:
+        raise InputError("--new-take: name the scenes to take again (e.g. `s9 repro --new-take tiny_p2`); it "
+                         "never applies to every scene")
+    return frozenset(s.decl.address for s in report.scenes)
+
+
+def with_takes(report: StatusReport, takes: frozenset[str]) -> StatusReport:
+    """`report` with each fresh-take scene stale (reason `take`), so it is planned, priced and generated."""
+    if not takes:
+        return report
+    for scene in report.scenes:
+        if scene.decl.address in takes:
+            scene.reasons.append(Reason("take", "a fresh take of unchanged inputs (--new-take)"))
+            scene.fix = REPRO
+    return report
 
 
 def repro(root: Path, targets: list[str] | None = None, *, workers: int | None = None,
-          listener: Listener | None = None, backend: Backend | None = None, pull: bool = True) -> ReproResult:
-    """Bring every stale scene (or the targets') up to date, leaving the locks as `dvc repro` would."""
+          listener: Listener | None = None, backend: Backend | None = None, pull: bool = True,
+          new_take: bool = False) -> ReproResult:
+    """Bring every stale scene (or the targets') up to date, leaving the locks as `dvc repro` would.
+    `new_take`: also make a fresh take of every scene the targets name (see `s9.takes`)."""
     root = Path(root).resolve()
     with contextlib.chdir(root), dvcside.open_repo(root, lock=True) as repo:
-        return repro_locked(repo, root, targets, workers=workers, listener=listener, backend=backend, pull=pull)
+        return repro_locked(repo, root, targets, workers=workers, listener=listener, backend=backend, pull=pull,
+                            new_take=new_take)
 
 
 def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, workers: int | None = None,
                  listener: Listener | None = None, backend: Backend | None = None,
-                 pull: bool = True) -> ReproResult:
+                 pull: bool = True, new_take: bool = False) -> ReproResult:
     """`repro` for a caller that already holds DVC's repo lock, with the working directory at the root."""
     settings = project_settings(root)
     before = compute_status(root, targets, settings=settings)
+    takes = take_addresses(before, targets) if new_take else frozenset()
+    before = with_takes(before, takes)
     remote = pull and dvcside.default_remote(repo) is not None
-    the_plan = make_plan(root, before, settings, repo, remote=remote)
+    the_plan = make_plan(root, before, settings, repo, remote=remote, generate=takes)
     if before.up_to_date:
         return ReproResult(the_plan, Summary([], 0.0, 0))
     if the_plan.over_budget:
@@ -100,7 +130,7 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
     warm_hashes(root, hashes)
     # Reloaded after resolving: the jobs are built from the step-7 files the inputs were resolved from.
     chosen = [concept_decl(root, d.ref, settings) for d in chosen]
-    report = compute_status(root, targets, settings=settings)
+    report = with_takes(compute_status(root, targets, settings=settings), takes)
     stale = {s.decl.address: s.decl for s in report.stale}
     stages = _load(repo, chosen, stale)
     # The plan found what the cache or the remote holds; a scene it did not is not looked for again (each
@@ -112,7 +142,7 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
         if how.get(address, RESTORE) != GENERATE and dvcside.restore(stage, pull=how.get(address) == PULL):
             result.restored.append(address)
     pending = [stale[a] for a in stages if a not in result.restored]
-    _generate(repo, root, settings, chosen, pending, stages, result, workers, listener, backend, checked)
+    _generate(repo, root, settings, chosen, pending, stages, result, workers, listener, backend, checked, takes)
     return result
 
 
@@ -168,11 +198,13 @@ class _Prepared:
     stage: PipelineStage
     deps: dict[str, Any]  # dependency values read when the job was built
     entry: dict[str, Any]  # the scene's input entry the job was built from
+    take: bool = False  # a fresh take: recorded in dvc.lock, not in the run cache
 
 
 def _generate(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDecl], pending: list[SceneDecl],
               stages: dict[str, PipelineStage], result: ReproResult, workers: int | None,
-              listener: Listener | None, backend: Backend | None, checked: bool = False) -> None:
+              listener: Listener | None, backend: Backend | None, checked: bool = False,
+              takes: frozenset[str] = frozenset()) -> None:
     by_ref = {d.ref: d for d in decls}
     jobs: list[Job] = []
     prepared: dict[str, _Prepared] = {}
@@ -193,11 +225,13 @@ def _generate(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDec
             if entry != _entry_of(job, settings):
                 raise InputError(f"{scene.ref.inputs_file}: scene {scene.number} changed while s9 prepared it; "
                                  "run `s9 repro` again")
+            if scene.address in takes:
+                job = fresh_take(job)
         except S9Error as exc:  # e.g. a frame broken after registration: this scene only
             failed.append(SceneResult(label, scene.number, ok=False, error=str(exc)))
             continue
         jobs.append(job)
-        prepared[label] = _Prepared(scene, stage, deps, entry)
+        prepared[label] = _Prepared(scene, stage, deps, entry, take=job.take > 0)
     backend = backend or get_backend(settings.backend, settings)
     finished: list[SceneResult] = []
 
@@ -252,7 +286,7 @@ def _record(repo: Repo, root: Path, settings: Settings, decls: list[ConceptDecl]
                 now[ref] = scene_inputs(concept_decl(root, ref, fresh), fresh)
     for item in done:
         unchanged = now.get(item.decl.ref, {}).get(item.decl.stage) == item.entry
-        if unchanged and dvcside.record(item.stage, expected_deps=item.deps):
+        if unchanged and dvcside.record(item.stage, expected_deps=item.deps, run_cache=not item.take):
             recorded[item.decl.address] = item.stage
         else:
             result.changed.append(item.decl.address)
