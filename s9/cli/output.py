@@ -1,12 +1,18 @@
-"""What the commands print: per-scene lines, warnings and the run summary (the live display is `screen`)."""
+"""What the commands print: per-scene lines, warnings, the run summary, and `Progress`, the listener that keeps
+the live display (`screen`) and those lines together."""
 
 from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
 
 from ..job import Job
 from ..models import MODELS
 from ..params import Settings
-from ..runner import SceneResult, Summary
-from .screen import SCREEN, Progress, shown_path
+from ..runner import QUEUED, SceneResult, Summary
+from .screen import SCREEN, Display, shown_path
 
 __all__ = ["Progress", "print_result", "print_skipped", "print_summary", "scene_warnings", "warn", "warning_line"]
 
@@ -81,3 +87,68 @@ def print_summary(summary: Summary, settings: Settings, backend: str) -> None:
         for result in failed:
             where = f" (see {shown_path(result.job.error_file)})" if result.job is not None else ""
             SCREEN.line(f"  [{result.concept}] ✗ Scene {result.scene_number}: {result.error}{where}", "red")
+
+
+class Progress:
+    """A run's listener (`s9.runner.Listener`): a live display of every scene's phase (queued, uploading,
+    submitted, running, downloading; the prediction id once known) while stderr is a terminal; each finished
+    scene's ✓/✗ line in every case. Starts with the first scene event, so a command that plans, restores
+    or refuses first (`s9 repro`) draws nothing until something is generated."""
+
+    def __init__(self, title: str = "generating", live: bool | None = None) -> None:
+        self.title = title
+        self.live_wanted = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" if live is None else live
+        self.display = Display(title)
+        self.live: Any = None
+        self.pending_warnings: list[Job] = []
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.live is not None or not self.live_wanted:
+                return
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(stderr=True)
+            # transient: the display leaves no trace; what stays on screen is the scene lines printed above it.
+            self.live = Live(self.display, console=console, refresh_per_second=4, transient=True,
+                             redirect_stdout=sys.stdout.isatty(), redirect_stderr=True)
+            self.live.start()
+            SCREEN.console = console
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.live is not None:
+                SCREEN.console = None
+                self.live.stop()
+                self.live = None
+
+    def __call__(self, kind: str, result: SceneResult) -> None:
+        if kind == "phase" and result.phase == QUEUED and result.job is not None:
+            with self.lock:
+                self.pending_warnings.append(result.job)
+        else:
+            self._flush_warnings()
+        if kind in ("phase", "start", "done"):
+            self._start()
+            self.display.update(result)
+        if kind == "done":
+            print_result(result)
+            if self.display.finished:
+                # Gone before whatever the command does next (DVC recording the clips draws bars of its own).
+                self.stop()
+
+    def _flush_warnings(self) -> None:
+        """The queued jobs' warnings, once, before the first scene starts: each names its concept and scenes."""
+        with self.lock:
+            jobs, self.pending_warnings = self.pending_warnings, []
+        if jobs:
+            for line in scene_warnings(jobs):
+                SCREEN.line(line, "yellow", err=True)

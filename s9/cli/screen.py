@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 
-from ..job import Job
 from ..runner import DONE, FAILED, QUEUED, SceneResult
 
 # Rows of active scenes shown under the bar at most (the rest are counted), so 500 scenes fit a screen.
@@ -86,7 +85,7 @@ def shown_path(path: Path | str) -> str:
     return path.as_posix()
 
 
-class _Display:
+class Display:
     """The live area: one bar line with counts per phase, then a row per scene in flight."""
 
     def __init__(self, title: str) -> None:
@@ -146,72 +145,3 @@ class _Display:
 def _clock(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-class Progress:
-    """A run's listener (`s9.runner.Listener`): a live display of every scene's phase (queued, uploading,
-    submitted, running, downloading; the prediction id once known) while stderr is a terminal; each finished
-    scene's ✓/✗ line in every case. Starts with the first scene event, so a command that plans, restores
-    or refuses first (`s9 repro`) draws nothing until something is generated."""
-
-    def __init__(self, title: str = "generating", live: bool | None = None) -> None:
-        self.title = title
-        self.live_wanted = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" if live is None else live
-        self.display = _Display(title)
-        self.live: Any = None
-        self.pending_warnings: list[Job] = []
-        self.lock = threading.Lock()
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _start(self) -> None:
-        with self.lock:
-            if self.live is not None or not self.live_wanted:
-                return
-            from rich.console import Console
-            from rich.live import Live
-
-            console = Console(stderr=True)
-            # transient: the display leaves no trace; what stays on screen is the scene lines printed above it.
-            self.live = Live(self.display, console=console, refresh_per_second=4, transient=True,
-                             redirect_stdout=sys.stdout.isatty(), redirect_stderr=True)
-            self.live.start()
-            SCREEN.console = console
-
-    def stop(self) -> None:
-        with self.lock:
-            if self.live is not None:
-                SCREEN.console = None
-                self.live.stop()
-                self.live = None
-
-    def __call__(self, kind: str, result: SceneResult) -> None:
-        if kind == "phase" and result.phase == QUEUED and result.job is not None:
-            with self.lock:
-                self.pending_warnings.append(result.job)
-        else:
-            self._flush_warnings()
-        if kind in ("phase", "start", "done"):
-            self._start()
-            self.display.update(result)
-        if kind == "done":
-            from .output import print_result
-
-            print_result(result)
-            if self.display.finished:
-                # Gone before whatever the command does next (DVC recording the clips draws bars of its own).
-                self.stop()
-
-    def _flush_warnings(self) -> None:
-        """The queued jobs' warnings, once, before the first scene starts: each names its concept and scenes."""
-        with self.lock:
-            jobs, self.pending_warnings = self.pending_warnings, []
-        if jobs:
-            from .output import scene_warnings
-
-            for line in scene_warnings(jobs):
-                SCREEN.line(line, "yellow", err=True)
