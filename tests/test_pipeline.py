@@ -335,3 +335,14 @@ def test_continuity_makes_the_next_frame_a_dependency_and_the_clip_end_on_it(fre
     assert np.abs(last - first).mean() < 6  # the cut matches: scene 1 ends where scene 2 begins
     make_frame(fresh / FRAMES / f"{CONCEPT}_p2_first_frame.jpg", color=(10, 200, 30))
     assert s9_stale(fresh) == stages(1, 2) == dvc_stale(fresh)
+
+
+def test_a_renderer_upgrade_is_a_stated_change(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offline clips' bytes depend on the renderer and the encoders under it: a new renderer version (or
+    PyAV / FFmpeg / x264 / Pillow build) makes every offline scene stale, saying why."""
+    from s9.video import encode
+
+    monkeypatch.setattr(encode, "RENDERER_VERSION", encode.RENDERER_VERSION + 1)
+    report = pipeline.status(built)
+    assert {s.decl.address for s in report.stale} == stages(1, 2, 3)
+    assert all(any(r.message == "input changed: renderer" for r in s.reasons) for s in report.stale)
