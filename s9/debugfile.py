@@ -10,6 +10,7 @@ from .atomic import write_text_atomic
 from .job import Job
 
 RULE = "=" * 80
+TAKE_LABEL = "Take:"  # the line a fresh take adds (s9.takes reads it back)
 THIN = "-" * 80
 
 
@@ -22,6 +23,7 @@ def render(job: Job, image_uri: str, api_input: dict[str, Any], backend: str) ->
         "",
         f"Model: {job.model.id}",
         f"Backend: {backend}",
+        *([f"{TAKE_LABEL} {job.take} (a fresh take of unchanged inputs, --new-take)"] if job.take else []),
         f"Scene Number: {scene.number}",
         f"First Frame Image: {job.first_frame_display}",
         f"Duration: {job.duration} seconds",
@@ -69,10 +71,20 @@ def clear_error(job: Job) -> None:
     job.error_file.unlink(missing_ok=True)
 
 
+RECEIPT = "receipt.json"
+
+
+def write_receipt(job: Job, receipt: dict[str, Any]) -> Path:
+    """What the clip took (model, seconds, USD paid, model run time), beside what was sent for it."""
+    path = job.debug_dir / RECEIPT
+    write_text_atomic(path, json.dumps(receipt, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def clear_others(job: Job) -> None:
     """Once the clip is in place, the scene's debug folder holds only what was sent for it: a file another
     model's run left there (its own prefix) would otherwise travel with this clip through DVC."""
-    keep = {job.debug_file.name, job.error_file.name}
+    keep = {job.debug_file.name, job.error_file.name, RECEIPT}
     for path in job.debug_dir.iterdir():
         if path.is_file() and path.name not in keep and not path.name.startswith("."):
             path.unlink(missing_ok=True)

@@ -69,6 +69,10 @@ class Job:
     next_frame: Path | None = None  # continuity: the next scene's first frame, the clip's end frame
     next_frame_sha256: str | None = None
     preview_size: tuple[int, int] = (1280, 720)  # what the offline renderer makes
+    # A fresh take (`--new-take`): 0 for an ordinary run; N asks for a new clip of unchanged inputs. Not part of
+    # the fingerprint (the inputs are the same, and so is the journal entry it replaces, keeping what the old
+    # prediction cost); the offline renderer mixes it into its seed, so a take is different bytes there too.
+    take: int = 0
 
     @property
     def images(self) -> tuple[Path, ...]:

@@ -71,6 +71,7 @@ class JournalEntry:
     scene: int | None = None
     billed: dict[str, Any] | None = None  # what this entry's prediction cost (see `billing`)
     earlier: list[dict[str, Any]] | None = None  # the `billed` records of predictions this entry replaced
+    take: int = 0  # the fresh take (`--new-take`) this prediction was created for; 0 for an ordinary run
 
     @classmethod
     def submitting(
@@ -142,6 +143,7 @@ def _well_formed(entry: JournalEntry) -> bool:
             and isinstance(entry.updated_at, number) and not isinstance(entry.updated_at, bool)
             and (entry.input is None or isinstance(entry.input, dict))
             and (entry.billed is None or isinstance(entry.billed, dict))
+            and isinstance(entry.take, int) and not isinstance(entry.take, bool)
             and (entry.earlier is None or (isinstance(entry.earlier, list)
                                            and all(isinstance(e, dict) for e in entry.earlier))))
 

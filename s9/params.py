@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, describe
-from .models import ASPECT_RATIOS, MODELS, RESOLUTIONS
+from .models import ASPECT_RATIOS, MODELS, RESOLUTIONS, unknown_model
 from .scenes import check_batch_name, parse_duration
 from .yamlio import parse_owned_yaml, read_yaml
 
@@ -71,9 +71,17 @@ def _one_of(value: object, valid: tuple[str, ...] | dict[str, Any], where: str, 
         raise InputError(f"{where}: {problem} {describe(value)} ({listed}: {', '.join(valid)}{hint})")
 
 
+def _model_id(value: object, where: str) -> None:
+    """A known model id; else one line with the id it most likely meant (`veo-3.1-fast` -> google/veo-3.1-fast)."""
+    if value is not None and not isinstance(value, str | int | float):
+        raise InputError(f"{where}: must be text, got {describe(value)}")
+    if value not in MODELS:
+        raise unknown_model(value, where)
+
+
 def validate(s: Settings, source: str) -> Settings:
     """Check every value; an `InputError` names the key and what is valid."""
-    _one_of(s.video_model, MODELS, _where(source, "video_settings.video_model"), "unknown model", "known models")
+    _model_id(s.video_model, _where(source, "video_settings.video_model"))
     # A YAML 1.1 writer may have turned 16:9 into the base-60 number 969: say so, or the message baffles.
     _one_of(s.aspect_ratio, ASPECT_RATIOS, _where(source, "video_settings.aspect_ratio"), "invalid aspect ratio",
             number_hint='; write it as text, e.g. "16:9"')
@@ -92,7 +100,7 @@ def validate(s: Settings, source: str) -> Settings:
     if s.max_spend_usd is not None and not (_positive(s.max_spend_usd) or s.max_spend_usd == 0):
         raise InputError(f"{_where(source, 'budget.max_spend_usd')}: must be a number >= 0")
     for model_id, price in s.prices.items():
-        _one_of(model_id, MODELS, _where(source, "budget.price_per_second_usd"), "unknown model", "known models")
+        _model_id(model_id, _where(source, "budget.price_per_second_usd"))
         if not (_positive(price) or price == 0):
             raise InputError(f"{_where(source, f'budget.price_per_second_usd.{model_id}')}: must be a number >= 0")
     return s

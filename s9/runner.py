@@ -13,12 +13,19 @@ from pathlib import Path
 
 from . import debugfile, video
 from .atomic import atomic_path
-from .backends import Backend
+from .backends import Backend, PhaseHook
 from .errors import GenerationError, InputError, S9Error
 from .job import Job
 
 # A clip that fails verification is fetched/rendered once more before the scene fails.
 VERIFY_ATTEMPTS = 2
+
+
+# A scene's phases as a run reports them (listener kind "phase"): the runner's own, and what a backend says
+# through the per-job hook it is handed (`Backend.produce(..., on_event=)`).
+QUEUED, UPLOADING, SUBMITTED, RUNNING, DOWNLOADING, DONE, FAILED = (
+    "queued", "uploading", "submitted", "running", "downloading", "done", "failed")
+PHASES = (QUEUED, UPLOADING, SUBMITTED, RUNNING, DOWNLOADING, DONE, FAILED)
 
 
 @dataclass
@@ -31,6 +38,9 @@ class SceneResult:
     skipped: bool = False
     seconds: float = 0.0
     files: list[Path] = field(default_factory=list)
+    phase: str = QUEUED  # where the scene is now (see PHASES)
+    prediction_id: str | None = None  # once the backend knows it (replicate)
+    started: float | None = None  # time.monotonic() when a worker took it
 
     @property
     def concept(self) -> str:
@@ -72,7 +82,9 @@ class Summary:
         return f"Success rate: {done}/{total} ({percent}%)"
 
 
-Listener = Callable[[str, SceneResult], None]  # ("start" | "done", result-so-far)
+# (kind, result-so-far): "phase" whenever `result.phase` (or its prediction id) changes, from "queued" on;
+# "start" when a worker takes the scene; "done" at the end. Listeners ignore kinds they do not know.
+Listener = Callable[[str, SceneResult], None]
 
 
 def check_writable(folder: Path) -> None:
@@ -94,17 +106,22 @@ def _naming_the_clip(message: str, tmp: Path | None, job: Job) -> str:
     return message
 
 
-def run_job(job: Job, backend: Backend) -> list[Path]:
-    """Generate one scene: debug file first (it records what is sent), then a verified clip, atomically."""
+def run_job(job: Job, backend: Backend, on_event: PhaseHook | None = None) -> list[Path]:
+    """Generate one scene: debug file first (it records what is sent), then a verified clip, atomically.
+
+    `on_event(phase, prediction_id)` hears the scene's phases (the backend's included); it never changes what
+    is sent."""
     written: list[Path] = []
     tmp: Path | None = None
     try:
+        if on_event is not None:
+            on_event(UPLOADING, None)
         image_uri = backend.upload(job)
         api_input = job.api_input(image_uri)
         written.append(debugfile.write(job, image_uri, api_input, backend.name))
         with atomic_path(job.output, suffix=".mp4") as tmp:
             for attempt in range(1, VERIFY_ATTEMPTS + 1):
-                backend.produce(job, api_input, tmp)
+                backend.produce(job, api_input, tmp, on_event=on_event)
                 try:
                     video.verify(tmp, duration=job.duration, audio=job.makes_audio, width=job.width, height=job.height)
                     break
@@ -113,6 +130,7 @@ def run_job(job: Job, backend: Backend) -> list[Path]:
                         raise
         written.append(job.output)
         debugfile.clear_error(job)
+        debugfile.write_receipt(job, backend.receipt(job))
         debugfile.clear_others(job)
         return written
     except S9Error as exc:
@@ -145,19 +163,38 @@ def run_jobs(
     notify = listener or (lambda _kind, _result: None)
     started = time.monotonic()
     results: list[SceneResult] = []
+    # Every scene is queued from the start: a listener can show what waits for a worker, not only what runs.
+    queued = {job.label: SceneResult(job.label, job.scene.number, ok=False, job=job) for job in jobs}
+    for result in queued.values():
+        notify("phase", result)
+
+    def hook(result: SceneResult) -> PhaseHook | None:
+        if listener is None:
+            return None
+
+        def on_event(phase: str, prediction_id: str | None = None) -> None:
+            if phase == result.phase and (prediction_id is None or prediction_id == result.prediction_id):
+                return
+            result.phase = phase
+            result.prediction_id = prediction_id or result.prediction_id
+            with contextlib.suppress(Exception):  # showing progress must never fail a (paid) scene
+                notify("phase", result)
+
+        return on_event
 
     def one(job: Job) -> SceneResult:
-        result = SceneResult(job.label, job.scene.number, ok=False, job=job)
+        result = queued[job.label]
+        t0 = result.started = time.monotonic()
         notify("start", result)
-        t0 = time.monotonic()
         try:
-            result.files = run_job(job, backend)
+            result.files = run_job(job, backend, hook(result))
             result.ok = True
         except S9Error as exc:
             result.error = str(exc)
         except Exception as exc:  # a bug in one scene must not take the others down
             result.error = f"unexpected error: {type(exc).__name__}: {exc}"
         result.seconds = time.monotonic() - t0
+        result.phase = DONE if result.ok else FAILED
         notify("done", result)
         return result
 

@@ -95,22 +95,73 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+# Parser wording -> what to do about it, for the mistakes people make by hand (first match wins).
+_PLAIN = (
+    ("cannot start any token", "'\\t'", "tabs cannot indent YAML: use spaces"),
+    ("mapping values are not allowed", "", "a 'key: value' where none can start: check this line's indentation "
+     "against the line above, or quote a value that contains ': '"),
+    ("expected <block end>", "", "this line's indentation does not line up with the lines above it"),
+    ("could not find expected ':'", "", "a key without ':' after it (or a quote left open above)"),
+    ("found unexpected end of stream", "", "a quote or bracket opened above is never closed"),
+    ("expected ',' or ']'", "", "a '[' list opened above is never closed with ']'"),
+    ("expected ',' or '}'", "", "a '{' mapping opened above is never closed with '}'"),
+    ("found duplicate key", "", "a key appears twice in the same mapping: keep one"),
+    ("cannot start any token", "", "a value cannot start with this character: quote it"),
+)
+_SHOWN_LINE = 80  # characters of the offending line quoted in the message
+
+
+def _plain(problem: str) -> str:
+    for needle, also, advice in _PLAIN:
+        if needle in problem and also in problem:
+            return advice
+    return ""
+
+
+def _quoted_line(text: str | None, line: int) -> str:
+    """The offending line as the message quotes it, or "" when it is unknown or blank."""
+    lines = (text or "").splitlines()
+    if not 0 <= line < len(lines) or not lines[line].strip():
+        return ""
+    shown_line = lines[line].rstrip()
+    if len(shown_line) > _SHOWN_LINE:
+        shown_line = shown_line[:_SHOWN_LINE - 1] + "…"
+    return repr(shown_line)
+
+
 def yaml_error(path: Path | str, exc: Exception, text: str | None = None) -> InputError:
-    """`<file>: invalid YAML at line N (problem; context)`, from a PyYAML or ruamel error."""
+    """`<file>: invalid YAML at line N (problem; context): what to do; line N reads '…'`, from a PyYAML or ruamel
+    error.
+
+    The parser's own problem text is always there (people search for it), followed by plain advice for the
+    usual hand-editing mistakes and the line itself, so the message says what is wrong without opening the file.
+    """
+    if text is None:  # a caller (DVC's parse error) without the text: read it, for quoting the line
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = None
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None)
-    if mark is not None and problem:
+    line = mark.line if mark is not None else None
+    if line is None and isinstance(getattr(exc, "position", None), int) and text is not None:
+        line = text.count("\n", 0, exc.position)  # a reader error (a control character) has only an offset
+    if problem:
         detail = _one_line(problem)
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and context_mark is not None and context_mark.line != mark.line:
+        if context and context_mark is not None and context_mark.line != line:
             detail += f"; {_one_line(context)} at line {context_mark.line + 1}"
-        where = f" at line {mark.line + 1}"
     else:
-        detail, where = _one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__), ""
+        detail = _one_line(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    advice = _plain(detail)
+    where = f" at line {line + 1}" if line is not None else ""
+    quoted = f"; line {line + 1} reads {_quoted_line(text, line)}" if line is not None and _quoted_line(
+        text, line) else ""
     hint = ""
     if text is not None and _MERGE_MARKER.search(text):
         hint = "; it has merge conflict markers (<<<<<<< / ======= / >>>>>>>): resolve them first"
-    return InputError(f"{shown(path)}: invalid YAML{where} ({detail}){hint}")
+    return InputError(f"{shown(path)}: invalid YAML{where} ({detail}){f': {advice}' if advice else ''}{quoted}"
+                      f"{hint}")
 
 
 def read_yaml(path: Path, parse: Callable[[str], Any] | None = None) -> Any:

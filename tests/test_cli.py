@@ -179,7 +179,7 @@ def _bad_inputs(root: Path) -> list[tuple[list[str], str]]:
         (["clip", p, "1", str(root / "nope.jpg")], "first frame for scene 1 not found"),
         (["clip", p, "1", str(not_image)], "not a readable image"),
         (["clip", p, "1", str(truncated)], "truncated.jpg: first frame for scene 1 is not a readable image"),
-        (["clip", p, "1", frame, "--model", "google/veo-9"], "error: --model: 'google/veo-9' is not one of"),
+        (["clip", p, "1", frame, "--model", "google/veo-9"], "error: --model: unknown model 'google/veo-9' ("),
         (["clip", p, "1", frame, "--aspect-ratio", "4:3"], "error: --aspect-ratio: '4:3' is not one of"),
         (["clip", p, "1", frame, "--duration", "0"], "'duration_seconds' must be a number of seconds > 0"),
         (["clip", p, "1", frame, "--duration", "soon"], "error: --duration: 'soon' is not a valid float"),

@@ -119,7 +119,8 @@ def test_load_stages_dep_values_record_dump_and_out_hashes(built: Path, repo) ->
     dvcside.dump([stage])
     assert (built / PIPELINE_FILE.parent / "dvc.lock").read_bytes() == lock_before  # same inputs, same entry
     hashes = dvcside.file_hashes(stage)
-    assert set(hashes) == {clip(2), FRAME, f"outputs/b1/{CONCEPT}/debug/scene_2/veo3_p2_prompt.txt"}
+    debug = f"outputs/b1/{CONCEPT}/debug/scene_2"
+    assert set(hashes) == {clip(2), FRAME, f"{debug}/veo3_p2_prompt.txt", f"{debug}/receipt.json"}
     from s9.pipeline.hashing import file_md5
 
     assert all(file_md5(built / path) == md5 for path, md5 in hashes.items())

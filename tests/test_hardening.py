@@ -225,12 +225,13 @@ def test_usage_errors_are_one_line_naming_the_option(tiny: tuple[Path, Path, Pat
         (["generate", prompts, "--frames", frames, "--workers", "0"],
          "error: --workers: 0 is not in the range 1<=x<=1000"),
         (["clip", prompts, "1", frame, "--model", "google/veo-9"],
-         "error: --model: 'google/veo-9' is not one of 'openai/sora-2', 'google/veo-3-fast', 'google/veo-3.1-fast'"),
+         "error: --model: unknown model 'google/veo-9' (did you mean google/veo-3.1? valid: openai/sora-2, "
+         "google/veo-3-fast, google/veo-3.1-fast"),
         (["clip", prompts, "1", frame, str(frames)], "error: OUTPUT_PATH: "),
         (["generate", prompts], "error: --frames: missing"),
         (["clip", prompts, "1", frame, "--bogus"], "error: --bogus: no such option"),
         (["nosuchcommand"], "error: no such command 'nosuchcommand'"),
-        (["clip", prompts, "1", frame, "--model", "a\nb"], "error: --model: 'a\\nb' is not one of"),
+        (["clip", prompts, "1", frame, "--model", "a\nb"], "error: --model: unknown model 'a\\nb' (valid: "),
     ]
     for args, expected in cases:
         line = assert_input_error(s9(*args, cwd=repo))
@@ -257,7 +258,7 @@ def test_generate_skips_a_scene_with_a_bad_frame_up_front_and_makes_the_rest(tmp
     out = tmp_path / "outputs/b1/tiny"
     assert probe(out / "tiny_p1_sora_2.mp4").duration == pytest.approx(4, abs=0.1)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "debug/scene_1/sora2_p1_prompt.txt", "tiny_p1_sora_2.mp4"]  # nothing at all for scenes 2 and 3
+        "debug/scene_1/receipt.json", "debug/scene_1/sora2_p1_prompt.txt", "tiny_p1_sora_2.mp4"]  # nothing for 2, 3
 
 
 def test_generate_with_a_bad_frame_and_bad_input_is_still_one_line(tmp_path: Path) -> None:
@@ -328,7 +329,8 @@ def test_failure_lines_name_the_concept_and_the_clip(tmp_path: Path) -> None:
         proc = s9("generate", prompts, "--frames", frames, "--model", "openai/sora-2", "--duration", "5",
                   cwd=tmp_path)
         assert proc.returncode == 1
-        assert f"[{concept}] ⚠ Duration adjusted from 5s to 4s (Sora 2 requirement)" in proc.stderr.splitlines()
+        assert f"[{concept}] ⚠ scenes 1-2: Duration adjusted from 5s to 4s (Sora 2 requirement)" in \
+            proc.stderr.splitlines()
         [line] = [x for x in proc.stderr.splitlines() if "✗" in x]
         assert line == f"[{concept}] ✗ Scene 2 failed: outputs/b1/{concept}/{concept}_p2_sora_2.mp4: Is a directory"
         failures.append(line)

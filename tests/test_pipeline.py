@@ -134,7 +134,11 @@ def test_repro_parallel_leaves_dvc_clean_and_dvc_repro_a_noop(fresh: Path) -> No
     assert run([S9, "status"], fresh).stdout.strip() == "All 3 scene(s) up to date."
     assert "nothing to do" in run([S9, "repro"], fresh).stdout
     metrics = json.loads((fresh / PIPELINE / "metrics.json").read_text())
-    assert metrics == {"scenes": 3, "clips": 3, "video_seconds": 12, "estimated_cost_usd": 1.8, "failed_scenes": 0}
+    assert metrics == {"scenes": 3, "clips": 3, "video_seconds": 12, "estimated_cost_usd": 1.8, "actual_cost_usd": 0.0,
+                       "generation_seconds": 0.0, "failed_scenes": 0}
+    receipt = json.loads((fresh / f"outputs/b1/{CONCEPT}/debug/scene_1/receipt.json").read_text())
+    assert receipt == {"backend": "offline", "model": "google/veo-3.1-fast", "output_seconds": 4, "cost_usd": 0.0,
+                       "predict_seconds": None}
     assert CONCEPT in run([DVC, "metrics", "show"], fresh).stdout
 
 
@@ -306,3 +310,39 @@ def test_a_scene_added_without_its_frame_is_flagged_not_priced_and_the_others_ru
     assert "[tiny] ✗ Scene 4 failed: " in result.stderr and "[tiny] ✗ Scene 3 failed: " in result.stderr
     assert "Recorded in dvc.lock: 1 scene stage(s)" in result.stdout
     assert s9_stale(built) == stages(3, 4)
+
+
+@pytest.mark.slow
+def test_continuity_makes_the_next_frame_a_dependency_and_the_clip_end_on_it(fresh: Path) -> None:
+    """video_settings.continuity: next_first_frame — scene N ends on scene N+1's first frame: that frame is a
+    dependency of scene N's stage (replacing it makes N and N+1 stale), and the offline preview ends on it."""
+    import av
+    import numpy as np
+
+    set_param(fresh, "video_settings.continuity", "next_first_frame")
+    run([S9, "sync"], fresh)
+    stages_ = yaml.safe_load((fresh / PIPELINE / "dvc.yaml").read_text())["stages"]
+    frame = f"{FRAMES}/{CONCEPT}_p{{}}_first_frame.jpg"
+    assert stages_["p1"]["deps"] == [frame.format(1), frame.format(2)]
+    assert stages_["p3"]["deps"] == [frame.format(3)]  # the last scene has no next one
+    run([S9, "repro"], fresh)
+    inputs = json.loads((fresh / PIPELINE / "inputs.json").read_text())
+    assert "last_frame" not in inputs["p1"]["input"]  # an image: its bytes are the dependency, not a param
+    with av.open(str(fresh / clip(1))) as container:
+        last = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)][-1].astype(int)
+    with av.open(str(fresh / clip(2))) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    assert np.abs(last - first).mean() < 6  # the cut matches: scene 1 ends where scene 2 begins
+    make_frame(fresh / FRAMES / f"{CONCEPT}_p2_first_frame.jpg", color=(10, 200, 30))
+    assert s9_stale(fresh) == stages(1, 2) == dvc_stale(fresh)
+
+
+def test_a_renderer_upgrade_is_a_stated_change(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offline clips' bytes depend on the renderer and the encoders under it: a new renderer version (or
+    PyAV / FFmpeg / x264 / Pillow build) makes every offline scene stale, saying why."""
+    from s9.video import encode
+
+    monkeypatch.setattr(encode, "RENDERER_VERSION", encode.RENDERER_VERSION + 1)
+    report = pipeline.status(built)
+    assert {s.decl.address for s in report.stale} == stages(1, 2, 3)
+    assert all(any(r.message == "input changed: renderer" for r in s.reasons) for s in report.stale)

@@ -32,6 +32,12 @@ def test_a_scene_the_api_refuses_stays_stale(fresh: Path) -> None:
     assert "Recorded in dvc.lock: 2 scene stage(s)" in result.stdout
     assert set(lock(fresh)) == {"inputs", "p1", "p3"}
     assert "E005" in (fresh / f"outputs/b1/{CONCEPT}/debug/scene_2/error.txt").read_text()
+    # The concept's metrics: what the two clips cost (each clip's receipt, from the journal), and the failure.
+    metrics = json.loads((fresh / f"pipelines/b1/{CONCEPT}/metrics.json").read_text())
+    receipts = [json.loads((fresh / f"outputs/b1/{CONCEPT}/debug/scene_{n}/receipt.json").read_text()) for n in (1, 3)]
+    assert all(r["backend"] == "replicate" and r["prediction_id"] and r["cost_usd"] == 0.6 for r in receipts)
+    assert (metrics["clips"], metrics["failed_scenes"], metrics["actual_cost_usd"]) == (2, 1, 1.2)
+    assert metrics["estimated_cost_usd"] == 1.8 and metrics["generation_seconds"] > 0  # the API's predict_time
     assert dvc_stale(fresh) == stages(2) == s9_stale(fresh)
 
 

@@ -104,7 +104,7 @@ def test_s9_exp_run_compares_models(built: Path) -> None:
     result = run([S9, "exp", "run", "-n", "sora", "-S", "video_settings.video_model=openai/sora-2"], built)
     assert "Saved experiment sora" in result.stdout
     assert clips_in(built) == [f"{CONCEPT}_p{n}_sora_2.mp4" for n in (1, 2, 3)]  # the veo clips left (cached)
-    assert [p.name for p in (built / OUT / "debug/scene_1").iterdir()] == ["sora2_p1_prompt.txt"]
+    assert sorted(p.name for p in (built / OUT / "debug/scene_1").iterdir()) == ["receipt.json", "sora2_p1_prompt.txt"]
     assert both_clean(built)
     shown = run([DVC, "exp", "show", "--no-pager", "--md"], built).stdout
     assert "sora" in shown
@@ -143,7 +143,7 @@ def test_after_a_model_switch_the_folder_holds_only_the_new_clips(built: Path) -
     assert sorted(synced.tidied) == [clip(n) for n in (1, 2, 3)]  # debug folders keep their paths
     run([DVC, "repro"], built)
     assert clips_in(built) == [f"{CONCEPT}_p{n}_sora_2.mp4" for n in (1, 2, 3)]
-    assert [p.name for p in (built / OUT / "debug/scene_1").iterdir()] == ["sora2_p1_prompt.txt"]
+    assert sorted(p.name for p in (built / OUT / "debug/scene_1").iterdir()) == ["receipt.json", "sora2_p1_prompt.txt"]
     assert both_clean(built)
 
 
@@ -268,7 +268,7 @@ def test_a_prompt_edited_while_repro_runs_is_not_recorded_as_current(fresh: Path
         (fresh / PROMPTS).write_text(json.dumps(data, indent=2))
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, out + err
-    assert f"{PIPELINE}/dvc.yaml:p2: an input changed while it was generated; not recorded" in err
+    assert f"scene 2 ({PIPELINE}/dvc.yaml:p2): an input changed while it was generated; not recorded" in err
     assert "p2" not in lock(fresh) and {"p1", "p3"} <= set(lock(fresh))
     assert s9_stale(fresh) == stages(2)
     assert stages(2) <= dvc_stale(fresh)

@@ -104,7 +104,8 @@ def test_sora_warns_of_its_shutdown_but_still_runs_while_the_api_has_it(server, 
     write_params(workdir, video_model="openai/sora-2", aspect_ratio="16:9")
     code, out, err = s9("clip", prompts, 1, frames / "tiny_p1_first_frame.jpg", cwd=workdir)
     assert code == 0, err
-    assert "⚠ openai/sora-2: OpenAI's Sora 2 video API" in err and "expect its predictions to fail" in err
+    assert "[tiny] ⚠ scene 1: openai/sora-2: OpenAI's Sora 2 video API" in err
+    assert "expect its predictions to fail" in err
 
 
 def test_offline_runs_check_the_shipped_snapshot(workdir: Path) -> None:
@@ -126,8 +127,8 @@ def test_unknown_scene_keys_are_a_warning_naming_the_scene(server, workdir: Path
     write_params(workdir, video_model="openai/sora-2", aspect_ratio="16:9")
     code, out, err = s9("generate", prompts, "--frames", frames, cwd=workdir)
     assert code == 0, err
-    assert "⚠ tiny scene 2: Sora 2 has no 'negative_prompt' input; the scene's negative_prompt is not sent" in err
-    assert "⚠ tiny scene 2: Sora 2 has no 'seed' input" in err
+    assert "[tiny] ⚠ scene 2: Sora 2 has no 'negative_prompt' input; the scene's negative_prompt is not sent" in err
+    assert "[tiny] ⚠ scene 2: Sora 2 has no 'seed' input" in err
     assert all(set(p["input"]) == {"prompt", "seconds", "aspect_ratio", "input_reference"}
                for p in server.predictions())
 

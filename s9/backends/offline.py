@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import video
 from ..job import ImageURIs, Job, validate_job
+from . import PhaseHook, harmless
 
 # What the debug file shows where the Replicate backend shows the uploaded image URL.
 OFFLINE_URI = "offline"
@@ -35,8 +36,9 @@ class OfflineBackend:
     def upload(self, job: Job) -> str:
         return ImageURIs(OFFLINE_URI, OFFLINE_URI if job.next_frame is not None else None)
 
-    def produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
+    def produce(self, job: Job, api_input: dict[str, Any], dest: Path, on_event: PhaseHook | None = None) -> None:
         with self._renders:
+            harmless(on_event)("running", None)  # rendering: no prediction, no download
             self._render(job, dest)
 
     def _render(self, job: Job, dest: Path) -> None:
@@ -48,9 +50,15 @@ class OfflineBackend:
             duration=job.duration,
             caption=job.scene.audio_dialogue,
             audio=job.makes_audio,
-            seed=job.fingerprint,  # same inputs -> byte-identical clip, so DVC's cache means something
+            # same inputs -> byte-identical clip, so DVC's cache means something; a fresh take -> other bytes
+            seed=job.fingerprint if not job.take else f"{job.fingerprint}/take-{job.take}",
             last_frame=job.next_frame,  # continuity: the clip settles into the next scene's first frame
         )
+
+    def receipt(self, job: Job) -> dict[str, Any]:
+        # Nothing is paid and no model runs: the render time is the machine's, not the clip's.
+        return {"backend": self.name, "model": job.model.id, "output_seconds": job.duration, "cost_usd": 0.0,
+                "predict_seconds": None}
 
     def cancel_all(self) -> None:
         return None

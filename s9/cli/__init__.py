@@ -3,7 +3,7 @@
 One module per group of commands; importing them registers their commands on `cli`.
 """
 
-from . import pipeline, replicate, single  # noqa: F401 - registers the commands
+from . import pipeline, replicate, review, single  # noqa: F401 - registers the commands
 from .app import cli, main
 from .fake import fake_replicate_command
 

@@ -71,8 +71,30 @@ def _one_line_usage(exc: click.ClickException) -> click.ClickException:
     return OneLineUsageError(usage_line(exc))
 
 
+#: `s9 --help` lists commands in these sections, in this order; a command not named here is a user command.
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("For tests and CI", ("fake-replicate",)),
+    ("Run by `dvc repro` (not typed by hand)", ("resolve", "stage")),
+)
+
+
 class S9Group(click.Group):
-    """Every error is one line on stderr and an exit code; never a traceback, never a usage block."""
+    """Every error is one line on stderr and an exit code; never a traceback, never a usage block. `--help`
+    keeps the commands people type apart from those DVC's stages run."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        listed = {name for _, names in SECTIONS for name in names}
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        commands = [(name, cmd) for name, cmd in commands if cmd is not None and not cmd.hidden]
+        if not commands:
+            return
+        width = formatter.width - 6 - max(len(name) for name, _ in commands)
+        groups = [("Commands", [c for c in commands if c[0] not in listed])]
+        groups += [(title, [c for c in commands if c[0] in names]) for title, names in SECTIONS]
+        for title, rows in groups:
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl([(name, cmd.get_short_help_str(width)) for name, cmd in rows])
 
     def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def,override]
         # The group's own options and arguments (`s9 --bogus`) are parsed here, outside `invoke`.
@@ -103,7 +125,9 @@ class S9Group(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=S9Group, context_settings={"help_option_names": ["-h", "--help"]})
+# show_default: every option with a fixed default says it in --help; those that default to params.yaml's value
+# say that instead (`show_default="…"` on the option).
+@click.group(cls=S9Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="s9")
 def cli() -> None:
     """Turn a concept's scene prompts and first frames into one video clip per scene."""

@@ -1,15 +1,20 @@
-"""What the commands print: per-scene lines, the progress bar, warnings and the run summary."""
+"""What the commands print: per-scene lines, warnings, the run summary, and `Progress`, the listener that keeps
+the live display (`screen`) and those lines together."""
 
 from __future__ import annotations
 
+import os
 import sys
-
-import click
+import threading
+from typing import Any
 
 from ..job import Job
 from ..models import MODELS
 from ..params import Settings
-from ..runner import SceneResult, Summary
+from ..runner import QUEUED, SceneResult, Summary
+from .screen import SCREEN, Display, shown_path
+
+__all__ = ["Progress", "print_result", "print_skipped", "print_summary", "scene_warnings", "warn", "warning_line"]
 
 
 def warning_line(concept: str, warning: str) -> str:
@@ -17,70 +22,133 @@ def warning_line(concept: str, warning: str) -> str:
     return f"[{concept}] ⚠ {warning}"
 
 
-def warn(jobs: list[Job]) -> None:
-    shown: set[str] = set()
+def scene_span(numbers: list[int]) -> str:
+    """`scene 2`, `scenes 1-3, 5`: the scenes a line is about."""
+    numbers = sorted(set(numbers))
+    runs: list[str] = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        runs.append(str(numbers[i]) if i == j else f"{numbers[i]}-{numbers[j]}")
+        i = j + 1
+    return ("scene " if len(numbers) == 1 else "scenes ") + ", ".join(runs)
+
+
+def scene_warnings(jobs: list[Job]) -> list[str]:
+    """Each job warning as one line naming its concept and scene(s): the same warning for several scenes of a
+    concept (a duration snapped the same way) is one line listing them."""
+    grouped: dict[tuple[str, str], list[int]] = {}
     for job in jobs:
         for warning in job.warnings:
-            line = warning_line(job.concept, warning)
-            if line not in shown:  # the same adjustment for every scene of a concept is said once
-                shown.add(line)
-                click.secho(line, fg="yellow", err=True)
+            text = warning.removeprefix(f"{job.label}: ")  # some warnings already start with their scene
+            grouped.setdefault((job.concept, text), []).append(job.scene.number)
+    return [warning_line(concept, f"{scene_span(numbers)}: {text}") for (concept, text), numbers in grouped.items()]
 
 
-class Progress:
-    """Per-scene lines always; a live bar only when stderr is a terminal."""
-
-    def __init__(self, total: int) -> None:
-        self.bar = None
-        if sys.stderr.isatty() and total > 1:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task("scenes", total=total)
-
-    def __enter__(self) -> Progress:
-        if self.bar:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar:
-            self.bar.stop()
-
-    def __call__(self, kind: str, result: SceneResult) -> None:
-        if kind != "done":
-            return
-        if self.bar:
-            self.bar.advance(self.task)
-        print_result(result)
+def warn(jobs: list[Job]) -> None:
+    for line in scene_warnings(jobs):
+        SCREEN.line(line, "yellow", err=True)
 
 
 def print_result(result: SceneResult) -> None:
     tag = f"[{result.concept}]"
     if result.ok:
         assert result.job is not None
-        click.secho(f"{tag} ✓ Scene {result.scene_number}: {result.job.output} ({result.seconds:.1f}s)", fg="green")
+        SCREEN.line(f"{tag} ✓ Scene {result.scene_number}: {shown_path(result.job.output)} ({result.seconds:.1f}s)",
+                    "green")
     else:
-        click.secho(f"{tag} ✗ Scene {result.scene_number} failed: {result.error}", fg="red", err=True)
+        SCREEN.line(f"{tag} ✗ Scene {result.scene_number} failed: {result.error}", "red", err=True)
 
 
 def print_skipped(result: SceneResult) -> None:
     """A scene whose inputs failed the up-front check: said before anything is generated."""
-    click.secho(f"[{result.concept}] ✗ Scene {result.scene_number}: {result.error}; skipping", fg="red", err=True)
+    SCREEN.line(f"[{result.concept}] ✗ Scene {result.scene_number}: {result.error}; skipping", "red", err=True)
 
 
 def print_summary(summary: Summary, settings: Settings, backend: str) -> None:
     clips = summary.count_files(".mp4")
     debug = summary.count_files(".txt")
     minutes = summary.seconds / 60
-    click.echo(f"Parallel workers: {summary.workers}")
-    click.echo(f"Scenes: {len(summary.results)}")
-    click.echo(f"Model: {MODELS[settings.video_model].label}")
-    click.echo(f"Backend: {backend}")
-    click.echo(f"Time: {summary.seconds:.1f} seconds ({minutes:.1f} minutes)")
-    click.echo(f"Files generated: {clips + debug} total")
-    click.echo(f"  - {clips} video clips")
-    click.echo(f"  - {debug} debug prompt files")
-    click.echo(summary.success_rate())
+    failed = summary.failed
+    SCREEN.line(f"Parallel workers: {summary.workers}")
+    SCREEN.line(f"Scenes: {len(summary.results)}")
+    SCREEN.line(f"Model: {MODELS[settings.video_model].label}")
+    SCREEN.line(f"Backend: {backend}")
+    SCREEN.line(f"Time: {summary.seconds:.1f} seconds ({minutes:.1f} minutes)")
+    SCREEN.line(f"Files generated: {clips + debug} total")
+    SCREEN.line(f"  - {clips} video clips" + (f" ({len(failed)} scene(s) failed, listed below)" if failed else ""))
+    SCREEN.line(f"  - {debug} debug prompt files")
+    SCREEN.line(summary.success_rate())
+    if failed:
+        # Every failure again, after the scrolling: the one place to read what went wrong and where.
+        SCREEN.line(f"Failed ({len(failed)}):", "red")
+        for result in failed:
+            where = f" (see {shown_path(result.job.error_file)})" if result.job is not None else ""
+            SCREEN.line(f"  [{result.concept}] ✗ Scene {result.scene_number}: {result.error}{where}", "red")
+
+
+class Progress:
+    """A run's listener (`s9.runner.Listener`): a live display of every scene's phase (queued, uploading,
+    submitted, running, downloading; the prediction id once known) while stderr is a terminal; each finished
+    scene's ✓/✗ line in every case. Starts with the first scene event, so a command that plans, restores
+    or refuses first (`s9 repro`) draws nothing until something is generated."""
+
+    def __init__(self, title: str = "generating", live: bool | None = None) -> None:
+        self.title = title
+        self.live_wanted = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" if live is None else live
+        self.display = Display(title)
+        self.live: Any = None
+        self.pending_warnings: list[Job] = []
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.live is not None or not self.live_wanted:
+                return
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(stderr=True)
+            # transient: the display leaves no trace; what stays on screen is the scene lines printed above it.
+            self.live = Live(self.display, console=console, refresh_per_second=4, transient=True,
+                             redirect_stdout=sys.stdout.isatty(), redirect_stderr=True)
+            self.live.start()
+            SCREEN.console = console
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.live is not None:
+                SCREEN.console = None
+                self.live.stop()
+                self.live = None
+
+    def __call__(self, kind: str, result: SceneResult) -> None:
+        if kind == "phase" and result.phase == QUEUED and result.job is not None:
+            with self.lock:
+                self.pending_warnings.append(result.job)
+        else:
+            self._flush_warnings()
+        if kind in ("phase", "start", "done"):
+            self._start()
+            self.display.update(result)
+        if kind == "done":
+            print_result(result)
+            if self.display.finished:
+                # Gone before whatever the command does next (DVC recording the clips draws bars of its own).
+                self.stop()
+
+    def _flush_warnings(self) -> None:
+        """The queued jobs' warnings, once, before the first scene starts: each names its concept and scenes."""
+        with self.lock:
+            jobs, self.pending_warnings = self.pending_warnings, []
+        if jobs:
+            for line in scene_warnings(jobs):
+                SCREEN.line(line, "yellow", err=True)

@@ -10,9 +10,8 @@ from typing import Any
 import click
 
 from ..params import MAX_WORKERS
-from ..runner import SceneResult
 from .app import cli
-from .output import Progress, print_result, print_summary, warning_line
+from .output import Progress, print_summary, warning_line
 
 _TARGETS_HELP = ("TARGETS: concepts, scenes (tiny_p1) or DVC stage addresses (pipelines/b1/tiny/dvc.yaml:p1); "
                  "none means every scene.")
@@ -42,7 +41,8 @@ def _print_sync(result: Any) -> None:
 @cli.command("add")
 @click.argument("scene_prompts_json", type=click.Path(path_type=Path))
 @click.argument("frames_dir", type=click.Path(path_type=Path))
-@click.option("--batch", help="Batch folder under data/ (default: read off the prompts path, else params).")
+@click.option("--batch", help="Batch folder under data/ (wins over the one read off the prompts path).",
+              show_default="the folder above the concept's in the prompts path, else params.yaml output.batch")
 def add_cmd(scene_prompts_json: Path, frames_dir: Path, batch: str | None) -> None:
     """Copy a concept's step-7 prompts and step-8 frames into data/ and write its pipeline."""
     from ..pipeline import add_concept
@@ -88,18 +88,20 @@ def _fix_hint(fix: str) -> str:
         fix, "run `s9 plan`, then `s9 repro`")
 
 
-@cli.command("status")
+_STATUS_HELP = """List stale scenes per concept with the reason and the fix; exit 1 when anything is stale (for CI).
+
+    Agrees with `dvc status` (and sees which scene a prompt edit reaches before the `inputs` stage runs),
+    but reads dvc.lock and cached file hashes directly, so it stays fast at thousands of scenes. Writes
+    nothing git tracks. """
+
+
+@cli.command("status", help=_STATUS_HELP + _TARGETS_HELP)
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-outputs", is_flag=True,
               help="Ignore the clips themselves (missing, edited, not in cache): only check dvc.lock against "
                    "prompts, frames and params, e.g. in CI without `dvc pull`.")
 def status_cmd(targets: tuple[str, ...], as_json: bool, no_outputs: bool) -> None:
-    """List stale scenes per concept with the reason and the fix; exit 1 when anything is stale (for CI).
-
-    Agrees with `dvc status` (and sees which scene a prompt edit reaches before the `inputs` stage runs),
-    but reads dvc.lock and cached file hashes directly, so it stays fast at thousands of scenes. Writes
-    nothing git tracks. """ + _TARGETS_HELP
     from ..pipeline import status
 
     report = status(_root(), list(targets) or None, outputs=not no_outputs)
@@ -117,6 +119,8 @@ def status_cmd(targets: tuple[str, ...], as_json: bool, no_outputs: bool) -> Non
             why = "; ".join(r.message for r in scene.reasons)
             fix = "" if scene.fix == "s9 repro" else f" → `{scene.fix}`"
             click.echo(f"  scene {scene.decl.number:<3} {scene.decl.key}: {why}{fix}")
+            if scene.last_error:  # why the last attempt did not make it, so nobody reruns blind
+                click.secho(f"            last run failed: {scene.last_error}", fg="red")
         for path in concept.leftovers:
             click.secho(warning_line(concept.decl.ref.name, f"{path} is not declared by any stage (`s9 sync` "
                                      "removes it)"), fg="yellow", err=True)
@@ -148,17 +152,20 @@ def _print_plan(the_plan: Any) -> None:
                f"estimated ${the_plan.total_usd:.2f}{budget}{restored}")
 
 
-@cli.command("plan")
+_PLAN_HELP = """Show what `s9 repro` would restore, pull or generate, and the estimated cost; writes nothing.
+
+    """
+
+
+@cli.command("plan", help=_PLAN_HELP + _TARGETS_HELP)
 @click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--no-pull", is_flag=True, help="Do not look on the DVC remote for what it already holds.")
-def plan_cmd(targets: tuple[str, ...], as_json: bool, no_pull: bool) -> None:
-    """Show what `s9 repro` would restore, pull or generate, and the estimated cost; writes nothing.
-
-    """ + _TARGETS_HELP
+@click.option("--new-take", is_flag=True, help="Price a fresh take of the TARGETS' scenes (see `s9 repro`).")
+def plan_cmd(targets: tuple[str, ...], as_json: bool, no_pull: bool, new_take: bool) -> None:
     from ..pipeline import plan
 
-    the_plan = plan(_root(), list(targets) or None, pull=not no_pull)
+    the_plan = plan(_root(), list(targets) or None, pull=not no_pull, new_take=new_take)
     if as_json:
         click.echo(json.dumps(the_plan.as_dict(), indent=2))
         return
@@ -173,22 +180,6 @@ def plan_cmd(targets: tuple[str, ...], as_json: bool, no_pull: bool) -> None:
         click.secho("⚠ over budget: `s9 repro` will refuse to start", fg="yellow", err=True)
 
 
-def _listener() -> Any:
-    shown: set[str] = set()
-
-    def listener(kind: str, result: SceneResult) -> None:
-        if kind == "start" and result.job is not None:
-            for warning in result.job.warnings:
-                line = warning_line(result.job.concept, warning)
-                if line not in shown:  # the same adjustment for every scene of a concept is said once
-                    shown.add(line)
-                    click.secho(line, fg="yellow", err=True)
-        elif kind == "done":
-            print_result(result)
-
-    return listener
-
-
 def _print_repro(result: Any, root: Path) -> None:
     from ..pipeline.declare import project_settings
 
@@ -199,8 +190,9 @@ def _print_repro(result: Any, root: Path) -> None:
         print_summary(result.summary, settings, settings.backend)
     for address in result.changed:
         concept = address.split("/")[2]
-        click.secho(warning_line(concept, f"{address}: an input changed while it was generated; not recorded "
-                                 "(still stale)"), fg="yellow", err=True)
+        scene = address.rsplit(":p", 1)[-1]
+        click.secho(warning_line(concept, f"scene {scene} ({address}): an input changed while it was generated; "
+                                 "not recorded (still stale)"), fg="yellow", err=True)
     if result.shard is not None:
         click.echo(f"Shard {result.shard}: pushed to the DVC remote (clips and run-cache entries): "
                    f"{len(result.pushed)} scene(s); already there: {len(result.on_remote)}; dvc.lock untouched")
@@ -214,27 +206,45 @@ def _print_repro(result: Any, root: Path) -> None:
     click.echo(f"Recorded in dvc.lock: {len(result.recorded)} scene stage(s)")
 
 
-@cli.command("repro")
-@click.argument("targets", nargs=-1)
-@click.option("-j", "--jobs", "workers", type=click.IntRange(1, MAX_WORKERS),
-              help="Scenes generated at once (default: params max_workers).")
-@click.option("--no-pull", is_flag=True, help="Do not fetch from the DVC remote before generating.")
-@click.option("--shard", metavar="K/N",
-              help="Only the stale scenes of shard K of N (concepts assigned by a hash of their name); push each "
-                   "finished scene's clips and run-cache entry to the default DVC remote; leave dvc.lock alone.")
-def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool, shard: str | None) -> None:
-    """Bring every stale scene up to date concurrently and record it in dvc.lock, as `dvc repro` would.
+_REPRO_HELP = """Bring every stale scene up to date concurrently and record it in dvc.lock, as `dvc repro` would.
 
     Takes DVC's repo lock first. Restores what DVC's cache or remote already holds before paying for
     anything; refuses to start (exit 2) when the estimate exceeds budget.max_spend_usd. A failed scene stays
-    stale, the others are recorded; exit 1 with the summary. """ + _TARGETS_HELP
-    from ..pipeline import repro
+    stale, the others are recorded; exit 1 with the summary. """
+
+
+@cli.command("repro", help=_REPRO_HELP + _TARGETS_HELP)
+@click.argument("targets", nargs=-1)
+@click.option("-j", "--jobs", "workers", type=click.IntRange(1, MAX_WORKERS), help="Scenes generated at once.",
+              show_default="params.yaml video_settings.max_workers, else 3")
+@click.option("--no-pull", is_flag=True, help="Do not fetch from the DVC remote before generating.")
+@click.option("--new-take", is_flag=True,
+              help="A new clip for each scene the TARGETS name even though its inputs are unchanged: a new "
+                   "prediction (its cost shown first), never restored from DVC's cache; recorded in dvc.lock.")
+@click.option("--shard", metavar="K/N",
+              help="Only the stale scenes of shard K of N (concepts assigned by a hash of their name); push each "
+                   "finished scene's clips and run-cache entry to the default DVC remote; leave dvc.lock alone.")
+def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool, new_take: bool,
+              shard: str | None) -> None:
+    from ..pipeline import plan, repro
     from ..pipeline.shard import Shard
 
     root = _root()
     chosen = Shard.parse(shard) if shard is not None else None
-    result = repro(root, list(targets) or None, workers=workers, listener=_listener(), pull=not no_pull,
-                   shard=chosen)
+    if new_take and chosen is not None:
+        raise click.UsageError("--new-take and --shard: a take is asked for by name, on one machine")
+    if new_take:  # what the takes cost, before anything is created (the budget check follows in repro)
+        the_plan = plan(root, list(targets) or None, pull=not no_pull, new_take=True)
+        takes = [p for p in the_plan.to_generate if any(r.kind == "take" for r in p.status.reasons)]
+        for item in takes:
+            click.secho(f"[{item.status.decl.ref.name}] fresh take of scene {item.status.decl.number} "
+                        f"({item.model}, {item.seconds} s, {item.backend}): ${item.cost_usd:.2f}", fg="cyan",
+                        err=True)
+        click.secho(f"Fresh takes: {len(takes)} scene(s), estimated ${sum(p.cost_usd for p in takes):.2f}",
+                    fg="cyan", err=True)
+    with Progress() as progress:  # live per-scene phases on a terminal, from the first scene generated
+        result = repro(root, list(targets) or None, workers=workers, listener=progress, pull=not no_pull,
+                       new_take=new_take, shard=chosen)
     if not result.plan.scenes and not result.resolved:
         click.echo("Every scene is up to date: nothing to do.")
         return
@@ -255,7 +265,8 @@ def exp_group() -> None:
 @click.option("--queue", is_flag=True, help="Queue it for `dvc queue start`; the workspace stays as it is.")
 @click.option("--temp", is_flag=True, help="Run it in a temporary folder; the workspace stays as it is.")
 @click.option("-n", "--name", help="The experiment's name.")
-@click.option("-j", "--jobs", "workers", type=click.IntRange(1, MAX_WORKERS), help="Scenes generated at once.")
+@click.option("-j", "--jobs", "workers", type=click.IntRange(1, MAX_WORKERS), help="Scenes generated at once.",
+              show_default="params.yaml video_settings.max_workers, else 3")
 def exp_run_cmd(overrides: tuple[str, ...], queue: bool, temp: bool, name: str | None, workers: int | None) -> None:
     """Run an experiment like `dvc exp run -S …`, also for the keys that rename clips (the model).
 
@@ -263,8 +274,9 @@ def exp_run_cmd(overrides: tuple[str, ...], queue: bool, temp: bool, name: str |
     from ..pipeline import exp_run
 
     root = _root()
-    result = exp_run(root, list(overrides), queue=queue, temp=temp, name=name, workers=workers,
-                     listener=_listener())
+    with Progress() as progress:
+        result = exp_run(root, list(overrides), queue=queue, temp=temp, name=name, workers=workers,
+                         listener=progress)
     if result.repro is not None:
         _print_repro(result.repro, root)
         if not result.repro.ok:
@@ -285,7 +297,7 @@ def stage_cmd(pipeline_dir: str, scene_number: int, clip_path: str) -> None:
     """(Run by `dvc repro`.) One scene stage: make scene N's clip from its entry in inputs.json."""
     from ..pipeline import run_stage
 
-    summary = run_stage(pipeline_dir, scene_number, clip_path, Progress(1))
+    summary = run_stage(pipeline_dir, scene_number, clip_path, Progress(live=False))  # DVC's output: plain
     if not summary.ok:
         sys.exit(1)
 

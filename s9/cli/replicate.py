@@ -24,7 +24,7 @@ def models_cmd(as_json: bool) -> None:
 
     Prices come from params.yaml (budget.price_per_second_usd) when it sets them; schemas from the live schema
     a replicate run cached under .s9/ (refreshed daily), else the snapshot shipped with s9."""
-    from ..models.catalog import catalog
+    from ..catalog import catalog
     from ..state import STATE_DIR, project_root
 
     rows = catalog(_settings(), project_root() / STATE_DIR / "schemas")
@@ -55,7 +55,7 @@ def _day(_ctx: click.Context, _param: click.Parameter, value: str | None):  # no
 
 @cli.command("spend")
 @click.option("--since", callback=_day, metavar="YYYY-MM-DD", help="Only predictions completed on or after this "
-              "(UTC) day.")
+              "(UTC) day.", show_default="every day")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def spend_cmd(since, as_json: bool) -> None:  # noqa: ANN001 - a date from the callback
     """What the replicate backend actually paid, from the project's prediction journal: per model, concept and

@@ -10,23 +10,53 @@ import click
 from ..backends import get_backend
 from ..errors import InputError
 from ..job import Job, build_concept_jobs, build_job
-from ..models import ASPECT_RATIOS, MODELS
+from ..models import ASPECT_RATIOS, MODELS, did_you_mean
 from ..params import BACKENDS, MAX_WORKERS, Settings, load_settings
 from ..runner import SceneResult, Summary, check_writable, run_jobs
 from ..scenes import load_concept, parse_duration
+from ..takes import describe_takes, fresh_take
 from .app import cli
-from .output import Progress, print_skipped, print_summary, warn
+from .output import Progress, print_skipped, print_summary
+from .screen import SCREEN
+
+
+class ModelId(click.ParamType):
+    """A model id; a near miss (`veo-3.1-fast`, a typo) is refused with the id it most likely meant."""
+
+    name = "model"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "MODEL"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in MODELS:
+            return str(value)
+        guess = did_you_mean(value)
+        hint = f"did you mean {guess}? " if guess else ""
+        self.fail(f"unknown model {value!r} ({hint}valid: {', '.join(MODELS)})", param, ctx)
+
+
+def _from_params(key: str) -> str:
+    """What --help shows as an option's default: params.yaml's value, else the built-in one."""
+    return f"params.yaml {key}, else {getattr(Settings(), key.rsplit('.', 1)[-1])}"
 
 
 def _settings_options(func):
     options = [
         click.option("--params", "params_file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Settings file (default: ./params.yaml when present)."),
-        click.option("--model", type=click.Choice(list(MODELS)), help="Video model (default from params)."),
-        click.option("--aspect-ratio", type=click.Choice(list(ASPECT_RATIOS)), help="Aspect ratio."),
-        click.option("--duration", type=float, help="Seconds; snapped to what the model accepts."),
-        click.option("--backend", type=click.Choice(list(BACKENDS)), help="Where clips are made."),
-        click.option("--batch", help="Batch folder name (default: read off the prompts path, else params)."),
+                     help="Settings file.", show_default="./params.yaml when present, else built-in defaults"),
+        click.option("--model", type=ModelId(), help=f"Video model: {', '.join(MODELS)} (`s9 models`).",
+                     show_default=_from_params("video_settings.video_model")),
+        click.option("--aspect-ratio", type=click.Choice(list(ASPECT_RATIOS)), help="Aspect ratio.",
+                     show_default=_from_params("video_settings.aspect_ratio")),
+        click.option("--duration", type=float, help="Seconds; snapped to what the model accepts.",
+                     show_default="the scene's duration_seconds, else "
+                                  + _from_params("video_settings.duration_seconds")),
+        click.option("--backend", type=click.Choice(list(BACKENDS)), help="Where clips are made.",
+                     show_default=_from_params("video_settings.backend")),
+        click.option("--batch", help="Batch folder name (wins over the one read off the prompts path).",
+                     show_default="the folder above the concept's in the prompts path, else params.yaml "
+                                  "output.batch"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -41,7 +71,14 @@ def _settings(params_file: Path | None, model: str | None, aspect_ratio: str | N
     return settings.with_overrides(video_model=model, aspect_ratio=aspect_ratio, backend=backend)
 
 
-def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneResult]) -> Summary:
+_NEW_TAKE_HELP = ("Make a new clip even though nothing changed: a new prediction (shown with its cost first) "
+                  "instead of the one the journal would reuse; offline, a different render.")
+
+
+def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneResult],
+         new_take: bool = False) -> Summary:
+    if new_take:
+        jobs = [fresh_take(job) for job in jobs]
     backend = get_backend(settings.backend, settings)
     backend.check()
     backend.preflight(jobs)  # the model's schema: a mismatch is one line, exit 2, before anything is uploaded
@@ -51,9 +88,11 @@ def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneR
     # before anything is generated.
     for result in skipped:
         print_skipped(result)
-    warn(jobs)
+    if new_take:  # the cost of what is about to be created, before anything is
+        for line in describe_takes(jobs, settings):
+            SCREEN.line(line, "cyan", err=True)
     try:
-        with Progress(len(jobs)) as progress:
+        with Progress() as progress:  # says each job's warnings (naming concept and scenes) before it starts
             summary = run_jobs(jobs, backend, workers, progress)
     finally:
         backend.close()
@@ -68,9 +107,10 @@ def _run(jobs: list[Job], settings: Settings, workers: int, skipped: list[SceneR
 @click.argument("first_frame", type=click.Path(path_type=Path))
 @click.argument("output_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @_settings_options
+@click.option("--new-take", is_flag=True, help=_NEW_TAKE_HELP)
 def clip(scene_prompts_json: Path, scene_number: int, first_frame: Path, output_path: Path | None,
          params_file: Path | None, model: str | None, aspect_ratio: str | None, duration: float | None,
-         backend: str | None, batch: str | None) -> None:
+         backend: str | None, batch: str | None, new_take: bool) -> None:
     """Generate one scene's clip (and its debug file).
 
     Without OUTPUT_PATH the clip goes to {outputs}/{batch}/{concept}/{concept}_p{N}_{model_suffix}.mp4.
@@ -81,7 +121,7 @@ def clip(scene_prompts_json: Path, scene_number: int, first_frame: Path, output_
                     duration=duration)
     if output_path is not None and output_path.suffix.lower() != ".mp4":
         raise InputError(f"{output_path}: output path must end in .mp4")
-    summary = _run([job], settings, 1, [])
+    summary = _run([job], settings, 1, [], new_take)
     if not summary.ok:
         sys.exit(1)
 
@@ -103,13 +143,16 @@ def _scene_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @click.option("--frames", "frames_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder with {concept}_p{N}_first_frame.jpg files (step 8's output).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for this concept's clips (default: {outputs}/{batch}/{concept}).")
-@click.option("--scenes", "scene_numbers", callback=_scene_list, help="Only these scene numbers, e.g. 1,3.")
-@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Scenes generated at once (default from params).")
+              help="Folder for this concept's clips.", show_default="{video_outputs_dir}/{batch}/{concept}")
+@click.option("--scenes", "scene_numbers", callback=_scene_list, help="Only these scene numbers, e.g. 1,3.",
+              show_default="every scene")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), help="Scenes generated at once.",
+              show_default=_from_params("video_settings.max_workers"))
 @_settings_options
+@click.option("--new-take", is_flag=True, help=_NEW_TAKE_HELP)
 def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, scene_numbers: list[int] | None,
              workers: int | None, params_file: Path | None, model: str | None, aspect_ratio: str | None,
-             duration: float | None, backend: str | None, batch: str | None) -> None:
+             duration: float | None, backend: str | None, batch: str | None, new_take: bool) -> None:
     """Generate every scene of one concept in parallel, then print a summary."""
     settings = _settings(params_file, model, aspect_ratio, backend, duration)
     concept = load_concept(scene_prompts_json)
@@ -120,7 +163,7 @@ def generate(scene_prompts_json: Path, frames_dir: Path, out_dir: Path | None, s
                                         out_dir=out_dir, batch=batch, duration=duration)
     skipped = [SceneResult(f"{concept.name} scene {number}", number, ok=False, skipped=True, error=problem)
                for number, problem in problems.items()]
-    summary = _run(jobs, settings, workers or settings.max_workers, skipped)
+    summary = _run(jobs, settings, workers or settings.max_workers, skipped, new_take)
     print_summary(summary, settings, settings.backend)
     if not summary.ok:
         sys.exit(1)

@@ -6,9 +6,10 @@ when its inputs are new), one line in `MODELS` below, and its schema snapshot in
 
 from __future__ import annotations
 
+import difflib
 from datetime import date
 
-from ..errors import InputError
+from ..errors import InputError, describe
 from .base import ASPECT_RATIOS, PRICE_DATE, RESOLUTIONS, SCENE_EXTRAS, ModelSpec, Problem
 from .hailuo import HAILUO_02
 from .kling import KLING_V21
@@ -25,8 +26,37 @@ DEFAULT_MODEL = "google/veo-3.1-fast"
 
 __all__ = [
     "ASPECT_RATIOS", "DEFAULT_MODEL", "MODELS", "PRICE_DATE", "RESOLUTIONS", "SCENE_EXTRAS", "ModelSpec",
-    "Problem", "alternatives", "get_model", "sunset_warning",
+    "Problem", "alternatives", "did_you_mean", "get_model", "sunset_warning",
 ]
+
+
+def did_you_mean(value: object) -> str | None:
+    """The model id `value` most likely meant: the one whose name it is (`veo-3.1-fast` without its owner),
+    else the closest id or name by spelling; None when nothing is close."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().lower()
+    by_name = {m.id.split("/", 1)[1].lower(): m.id for m in MODELS.values()}
+    by_id = {m.id.lower(): m.id for m in MODELS.values()}
+    if text in by_id:  # only the case differed
+        return by_id[text]
+    name = text.split("/")[-1]
+    if name in by_name:  # the owner left out (or a wrong one)
+        return by_name[name]
+    starting = [full for short, full in by_name.items() if short.startswith(name)]
+    if len(starting) == 1:  # `kling` -> kwaivgi/kling-v2.1; `veo` is ambiguous
+        return starting[0]
+    close = difflib.get_close_matches(text, [*by_id, *by_name], n=1, cutoff=0.75)
+    if not close:
+        return None
+    return by_id.get(close[0]) or by_name[close[0]]
+
+
+def unknown_model(value: object, where: str) -> InputError:
+    """`<where>: unknown model 'x' (did you mean google/veo-3.1-fast? known models: …)`."""
+    guess = did_you_mean(value)
+    hint = f"did you mean {guess}? " if guess and guess != value else ""
+    return InputError(f"{where}: unknown model {describe(value)} ({hint}known models: {', '.join(MODELS)})")
 
 
 def get_model(model_id: str, source: str = "video_model") -> ModelSpec:
@@ -34,8 +64,7 @@ def get_model(model_id: str, source: str = "video_model") -> ModelSpec:
     try:
         return MODELS[model_id]
     except (KeyError, TypeError):
-        known = ", ".join(MODELS)
-        raise InputError(f"{source}: unknown model {model_id!r} (known models: {known})") from None
+        raise unknown_model(model_id, source) from None
 
 
 def alternatives(model_id: str, limit: int = 4) -> list[str]:

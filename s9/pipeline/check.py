@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ class SceneStatus:
     decl: SceneDecl
     reasons: list[Reason] = field(default_factory=list)
     fix: str = REPRO
+    last_error: str | None = None  # a stale scene's last failure, from error.txt in its debug folder
 
     @property
     def stale(self) -> bool:
@@ -53,7 +55,8 @@ class SceneStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {"stage": self.decl.address, "scene": self.decl.number, "key": self.decl.key,
-                "clip": self.decl.clip, "fix": self.fix, "reasons": [r.as_dict() for r in self.reasons]}
+                "clip": self.decl.clip, "fix": self.fix, "reasons": [r.as_dict() for r in self.reasons],
+                "last_error": self.last_error}
 
 
 @dataclass
@@ -284,6 +287,7 @@ class _Checker:
         status = SceneStatus(scene)
         if locked is None:
             status.reasons.append(Reason("new", "not generated yet (no dvc.lock entry)"))
+            status.last_error = last_failure(self.root, scene)
             return status
         if locked.get("cmd") != command:
             status.reasons.append(Reason("command", "stage command changed"))
@@ -301,6 +305,8 @@ class _Checker:
                 status.reasons.append(Reason("frame", f"{what} changed"))
         if self.outputs:
             status.reasons += self._outs(scene, locked)
+        if status.reasons:
+            status.last_error = last_failure(self.root, scene)
         if status.reasons and all(r.kind == "output" for r in status.reasons):
             outs = [o.get("md5") for o in locked.get("outs") or []]
             status.fix = CHECKOUT if outs and all(md5 and self.in_cache(md5) for md5 in outs) else (
@@ -339,6 +345,23 @@ class _Checker:
                 continue
             found.append(rel.as_posix())
         return found
+
+
+# The line `s9.debugfile.write_error` writes: "✗ Scene N failed: <reason>".
+_ERROR_PREFIX = re.compile(r"^✗ Scene \d+ failed: ")
+
+
+def last_failure(root: Path, scene: SceneDecl) -> str | None:
+    """The reason the scene's last run failed (its debug folder's error.txt, which a success removes), or None.
+    Read only for stale scenes: a fresh scene's folder is the one DVC recorded."""
+    path = root / scene.debug / "error.txt"
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            text = handle.read(4000)
+    except OSError:
+        return None
+    text = " ".join(_ERROR_PREFIX.sub("", text.strip()).split())
+    return text or None
 
 
 def orphan_pipelines(root: Path, refs: list[ConceptRef]) -> list[str]:

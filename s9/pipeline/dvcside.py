@@ -205,17 +205,20 @@ def dep_values(stage: PipelineStage) -> dict[str, Any]:
     return {dep.def_path: dep.hash_info.to_dict() for dep in stage.deps}
 
 
-def record(stage: PipelineStage, expected_deps: dict[str, Any] | None = None) -> bool:
+def record(stage: PipelineStage, expected_deps: dict[str, Any] | None = None, *, run_cache: bool = True) -> bool:
     """`dvc repro`'s bookkeeping for a stage that just ran: save deps, outs, its run-cache entry, commit outs
     to the cache. With `expected_deps`, only when the deps read now are exactly those (the inputs the clip was
-    made from): otherwise nothing is saved (no lock entry, no run-cache entry) and False is returned."""
+    made from): otherwise nothing is saved (no lock entry, no run-cache entry) and False is returned.
+    `run_cache=False` (a fresh take, `--new-take`): no run-cache entry, which would make a second answer to
+    "these inputs made which clip?"; dvc.lock alone says which take is current."""
     deps = dep_values(stage)
     if expected_deps is not None and deps != expected_deps:
         return False
     with _memory_scratch():
         stage.save_outs()
         stage.md5 = stage.compute_md5()
-        stage.repo.stage_cache.save(stage)
+        if run_cache:
+            stage.repo.stage_cache.save(stage)
         stage.commit()
     return True
 

@@ -26,6 +26,7 @@ from ..errors import InputError, S9Error
 from ..job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER, Job, build_job, scene_input_problem
 from ..params import PARAMS_FILE, Settings
 from ..runner import Listener, SceneResult, check_writable
+from ..takes import fresh_take
 from . import dvcside
 from .check import concept_status
 from .declare import ConceptDecl, SceneDecl, outputs_dir, project_settings
@@ -74,6 +75,7 @@ class _Prepared:
     stage: PipelineStage
     deps: dict[str, Any]  # dependency values read when the job was built
     entry: dict[str, Any]  # the scene's input entry the job was built from
+    take: bool = False  # a fresh take: recorded in dvc.lock, not in the run cache
 
 
 @dataclass
@@ -90,7 +92,8 @@ class Feed:
     """Jobs for the runner (`jobs`), and the bookkeeping of what finishes (`drain`, in the calling thread)."""
 
     def __init__(self, repo: Repo, root: Path, settings: Settings, backend: Backend, how: dict[str, str],
-                 listener: Listener | None = None, *, shard: bool = False, synced: SyncResult | None = None) -> None:
+                 listener: Listener | None = None, *, shard: bool = False, synced: SyncResult | None = None,
+                 takes: frozenset[str] = frozenset()) -> None:
         self.repo = repo
         self.root = root
         self.settings = settings
@@ -99,6 +102,7 @@ class Feed:
         self.listener = listener
         self.shard = shard
         self.synced = synced
+        self.takes = takes  # scenes to make again although nothing changed (`--new-take`)
         self.outcome = Outcome()
         self._open: dict[ConceptRef, _Open] = {}
         self._owner: dict[str, ConceptRef] = {}  # job label -> its concept, while in flight
@@ -167,7 +171,8 @@ class Feed:
             self.outcome.resolved.append(ref.name)
         decl = concept_decl(root, ref, settings)  # the step-7 file the inputs were resolved from
         status = concept_status(root, settings, decl)
-        stale = [s.decl for s in status.stale_scenes]
+        stale_now = {s.decl.address for s in status.stale_scenes}
+        stale = [s for s in decl.scenes if s.address in stale_now or s.address in self.takes]
         stages = dvcside.load_stages(self.repo, ref.dvc_file, [s.stage for s in stale]) if stale else {}
         opened = _Open(decl, set(), {})
         pending: list[SceneDecl] = []
@@ -211,13 +216,15 @@ class Feed:
                 stage = stages[scene.stage]
                 deps = dvcside.dep_values(stage)  # read before the job: a change from here on is noticed
                 job = job_for(decl, scene, settings)
+                if scene.address in self.takes:
+                    job = fresh_take(job)
                 if inputs.get(scene.stage) != entry_of(job, settings):
                     raise InputError(f"{scene.ref.inputs_file}: scene {scene.number} changed while s9 prepared it; "
                                      "run `s9 repro` again")
             except S9Error as exc:  # e.g. a frame broken after registration: this scene only
                 yield SceneResult(label, scene.number, ok=False, error=str(exc))
                 continue
-            jobs.append((job, _Prepared(scene, stage, deps, inputs[scene.stage])))
+            jobs.append((job, _Prepared(scene, stage, deps, inputs[scene.stage], take=job.take > 0)))
         if not jobs:
             return
         try:
@@ -270,7 +277,7 @@ class Feed:
             if item is None or not result.ok:
                 continue
             unchanged = now.get(item.decl.stage) == item.entry
-            if unchanged and dvcside.record(item.stage, expected_deps=item.deps):
+            if unchanged and dvcside.record(item.stage, expected_deps=item.deps, run_cache=not item.take):
                 self._keep(opened, item.stage, item.decl.address)
             else:
                 self.outcome.changed.append(item.decl.address)

@@ -106,17 +106,18 @@ class Plan:
 
 
 def make_plan(root: Path, report: StatusReport, settings: Settings, repo: Repo | None = None,
-              *, remote: bool = False) -> Plan:
+              *, remote: bool = False, generate: frozenset[str] = frozenset()) -> Plan:
     """Price every stale scene of the report; with a `repo`, find what DVC's cache (and, with `remote`, the
-    default remote) already holds. Reads only: nothing is written or downloaded."""
+    default remote) already holds. Reads only: nothing is written or downloaded. Scenes whose stage address is
+    in `generate` (fresh takes) are generated whatever the caches hold."""
     planned: list[PlannedScene] = []
     for concept in report.concepts:
-        planned += plan_concept(root, concept, settings, repo, remote=remote)
+        planned += plan_concept(root, concept, settings, repo, remote=remote, generate=generate)
     return Plan(planned, settings.max_spend_usd)
 
 
 def plan_concept(root: Path, concept: ConceptStatus, settings: Settings, repo: Repo | None = None,
-                 *, remote: bool = False) -> list[PlannedScene]:
+                 *, remote: bool = False, generate: frozenset[str] = frozenset()) -> list[PlannedScene]:
     """The plan for one concept's stale scenes (what `make_plan` does per concept). What it returns refers to
     the scenes' declarations only, not to the concept's step-7 data, so a caller can keep it for thousands."""
     stale = concept.stale_scenes
@@ -136,7 +137,7 @@ def plan_concept(root: Path, concept: ConceptStatus, settings: Settings, repo: R
         scene = concept.decl.concept.scene(decl.number)
         seconds, _ = model.snap_duration(scene.duration_seconds or settings.duration_seconds)
         item = PlannedScene(status, model.id, seconds, settings.backend, seconds * price)
-        if repo is not None:
+        if repo is not None and decl.address not in generate:  # a fresh take is generated whatever is cached
             item.how = _source(repo, concept.decl, status, entries[decl.stage], remote, pipeline)
         if item.how == GENERATE:
             item.problem = _input_problem(root, concept.decl.concept, decl)

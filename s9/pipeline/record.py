@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_atomic
+from ..debugfile import RECEIPT
 from ..models import get_model
 from ..params import Settings
 from .declare import ConceptDecl
@@ -23,12 +24,13 @@ ERROR_FILE = "error.txt"  # written by the runner beside a failed scene's debug 
 
 
 def concept_metrics(root: Path, decl: ConceptDecl, settings: Settings) -> dict[str, Any]:
-    """Clips present, seconds of video, estimated cost (the model's list price for every scene) and failed
-    scenes (an `error.txt` in the scene's debug folder)."""
+    """Clips present, seconds of video, estimated cost (the model's list price for every scene), what those clips
+    actually cost and the model time they took (each clip's receipt, kept in its debug folder, so the figures
+    travel with the clips), and failed scenes (an `error.txt` in the scene's debug folder)."""
     model = get_model(decl.model)
     price = settings.price_per_second(model.id)
     clips = seconds = failed = 0
-    estimated = 0.0
+    estimated = actual = generation = 0.0
     for scene_decl in decl.scenes:
         scene = decl.concept.scene(scene_decl.number)
         length, _ = model.snap_duration(scene.duration_seconds or settings.duration_seconds)
@@ -36,6 +38,9 @@ def concept_metrics(root: Path, decl: ConceptDecl, settings: Settings) -> dict[s
         if (root / scene_decl.clip).is_file():
             clips += 1
             seconds += length
+            receipt = _receipt(root / scene_decl.debug / RECEIPT)
+            actual += _number(receipt.get("cost_usd"))
+            generation += _number(receipt.get("predict_seconds"))
         if (root / scene_decl.debug / ERROR_FILE).is_file():
             failed += 1
     return {
@@ -43,8 +48,22 @@ def concept_metrics(root: Path, decl: ConceptDecl, settings: Settings) -> dict[s
         "clips": clips,
         "video_seconds": seconds,
         "estimated_cost_usd": round(estimated, 4),
+        "actual_cost_usd": round(actual, 4),
+        "generation_seconds": round(generation, 3),
         "failed_scenes": failed,
     }
+
+
+def _receipt(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # a clip made before receipts existed, or restored without one: nothing known
+    return data if isinstance(data, dict) else {}
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def write_metrics(root: Path, decl: ConceptDecl, settings: Settings) -> bool:

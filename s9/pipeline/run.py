@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..job import Job
 from ..runner import Listener, Summary, check_writable, run_jobs, run_stream
 from . import dvcside
-from .check import StatusReport, compute_status, orphan_pipelines, walk_status
+from .check import REPRO, Reason, StatusReport, compute_status, orphan_pipelines, walk_status
 from .declare import concept_refs, project_settings, root_pipeline_problem
 from .feed import Feed, Outcome, entry_of, job_for
 from .layout import ConceptRef, find_root
@@ -61,33 +61,58 @@ def status(root: Path, targets: list[str] | None = None, *, outputs: bool = True
     return compute_status(Path(root).resolve(), targets, outputs=outputs)
 
 
-def plan(root: Path, targets: list[str] | None = None, *, pull: bool = True) -> Plan:
-    """`s9 plan`: what a repro would restore, pull or generate, and the cost; writes and downloads nothing."""
+def plan(root: Path, targets: list[str] | None = None, *, pull: bool = True, new_take: bool = False) -> Plan:
+    """`s9 plan`: what a repro would restore, pull or generate, and the cost; writes and downloads nothing.
+    `new_take`: the targets' scenes as fresh takes (generated, and priced, even when up to date)."""
     root = Path(root).resolve()
     with contextlib.chdir(root):
         settings = project_settings(root)
         report = compute_status(root, targets, settings=settings)
+        takes = take_addresses(report, targets) if new_take else frozenset()
+        report = with_takes(report, takes)
         if report.up_to_date:
             return Plan([], settings.max_spend_usd)
         with dvcside.open_repo(root, lock=False) as repo:
             remote = pull and dvcside.default_remote(repo) is not None
-            return make_plan(root, report, settings, repo, remote=remote)
+            return make_plan(root, report, settings, repo, remote=remote, generate=takes)
+
+
+# -- fresh takes (`--new-take`) ---------------------------------------------------------------------------
+def take_addresses(report: StatusReport, targets: list[str] | None) -> frozenset[str]:
+    """The scene stages a `--new-take` names: every scene of the targets. Targets are required: a take of
+    everything is never what someone meant."""
+    if not targets:
+        raise InputError("--new-take: name the scenes to take again (e.g. `s9 repro --new-take tiny_p2`); it "
+                         "never applies to every scene")
+    return frozenset(s.decl.address for s in report.scenes)
+
+
+def with_takes(report: StatusReport, takes: frozenset[str]) -> StatusReport:
+    """`report` with each fresh-take scene stale (reason `take`), so it is planned, priced and generated."""
+    if not takes:
+        return report
+    for scene in report.scenes:
+        if scene.decl.address in takes:
+            scene.reasons.append(Reason("take", "a fresh take of unchanged inputs (--new-take)"))
+            scene.fix = REPRO
+    return report
 
 
 def repro(root: Path, targets: list[str] | None = None, *, workers: int | None = None,
           listener: Listener | None = None, backend: Backend | None = None, pull: bool = True,
-          shard: Shard | None = None) -> ReproResult:
+          shard: Shard | None = None, new_take: bool = False) -> ReproResult:
     """Bring every stale scene (or the targets', or a shard's) up to date, leaving the locks as `dvc repro`
-    would (a shard leaves them alone and pushes to the default remote instead)."""
+    would (a shard leaves them alone and pushes to the default remote instead). `new_take`: also make a fresh
+    take of every scene the targets name (see `s9.takes`)."""
     root = Path(root).resolve()
     with contextlib.chdir(root), dvcside.open_repo(root, lock=True) as repo:
         return repro_locked(repo, root, targets, workers=workers, listener=listener, backend=backend, pull=pull,
-                            shard=shard)
+                            shard=shard, new_take=new_take)
 
 
 def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, workers: int | None = None,
                  listener: Listener | None = None, backend: Backend | None = None, pull: bool = True,
-                 shard: Shard | None = None) -> ReproResult:
+                 shard: Shard | None = None, new_take: bool = False) -> ReproResult:
     """`repro` for a caller that already holds DVC's repo lock, with the working directory at the root."""
     settings = project_settings(root)
     root_pipeline_problem(root)  # a root dvc.yaml DVC cannot read is refused before anything else
@@ -98,13 +123,20 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
     # Pass 1: check and plan, one concept at a time, keeping the plan and the stale concepts' names only.
     report = StatusReport([])
     scenes, todo = [], []
-    for concept in walk_status(root, settings, report, targets, owns=shard.owns if shard else None):
+    takes: frozenset[str] = frozenset()
+    if new_take:  # a few named scenes, fresh or not: checked in full
+        full = compute_status(root, targets, settings=settings)
+        takes = take_addresses(full, targets)
+        concepts = iter(with_takes(full, takes).concepts)
+    else:
+        concepts = walk_status(root, settings, report, targets, owns=shard.owns if shard else None)
+    for concept in concepts:
         if not concept.stale:
             continue
         if shard is not None and any(r.kind == "pipeline" for r in concept.reasons):
             raise InputError(f"{concept.decl.ref.dvc_file}: {concept.reasons[0].message.split(' (`')[0]}; a shard "
                              "changes nothing git tracks: run `s9 sync`, commit, and run the shards on that commit")
-        scenes += plan_concept(root, concept, settings, repo, remote=remote)
+        scenes += plan_concept(root, concept, settings, repo, remote=remote, generate=takes)
         todo.append(concept.decl.ref)
     the_plan = Plan(scenes, settings.max_spend_usd)
     orphans = [] if targets or shard else orphan_pipelines(root, concept_refs(root))
@@ -125,7 +157,7 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
     how = {p.stage: p.how for p in the_plan.scenes}
     if shard is None and any(h == PULL for h in how.values()):
         dvcside.pull_run_cache(repo)
-    feed = Feed(repo, root, settings, backend, how, listener, shard=shard is not None, synced=synced)
+    feed = Feed(repo, root, settings, backend, how, listener, shard=shard is not None, synced=synced, takes=takes)
     try:
         result.summary = run_stream(feed.jobs(todo), backend, workers or settings.max_workers, feed.listen,
                                     between=feed.drain)

@@ -16,14 +16,14 @@ backend produced it.
     audio.py    the ambient chord as integer PCM
     encode.py   x264 / AAC / MP4 settings, the CPU baseline, renderer_identity
     render.py   render_clip
-    probe.py    probe, verify
+    probe.py    probe, verify, last_frame (for contact sheets)
 """
 
 from __future__ import annotations
 
 from .encode import renderer_identity
 from .image import load_first_frame
-from .probe import ClipInfo, probe, verify
+from .probe import ClipInfo, last_frame, probe, verify
 from .render import render_clip
 
-__all__ = ["ClipInfo", "load_first_frame", "probe", "render_clip", "renderer_identity", "verify"]
+__all__ = ["ClipInfo", "last_frame", "load_first_frame", "probe", "render_clip", "renderer_identity", "verify"]

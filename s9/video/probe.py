@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+from PIL import Image
 
 from s9.errors import GenerationError
 
@@ -135,3 +136,24 @@ def one_line(exc: BaseException) -> str:
     reason = exc.strerror if isinstance(exc, av.FFmpegError | OSError) and exc.strerror else str(exc)
     text = " ".join(str(reason).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def last_frame(path: Path) -> Image.Image:
+    """The clip's last video frame as an RGB image (for contact sheets); GenerationError if it cannot be read.
+
+    Seeks a second before the end and decodes from the keyframe there, so a long clip is not decoded whole."""
+    path = Path(path)
+    try:
+        with av.open(str(path), mode="r") as container:
+            stream = container.streams.video[0]
+            seconds = _stream_seconds(stream) or (container.duration or 0) / av.time_base
+            if stream.time_base and seconds > 1.0:
+                container.seek(int((seconds - 1.0) / stream.time_base), stream=stream, backward=True)
+            last = None
+            for frame in container.decode(stream):
+                last = frame
+            if last is None:
+                raise GenerationError(f"{path}: no video frame to read")
+            return last.to_image().convert("RGB")
+    except (av.error.FFmpegError, IndexError, OSError) as exc:
+        raise GenerationError(f"{path}: could not read its last frame ({one_line(exc)})") from None

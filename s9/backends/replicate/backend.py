@@ -41,6 +41,7 @@ from ...job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER, ImageURIs, Job, va
 from ...journal import CorruptEntry, Journal, JournalEntry, billing, parse_utc, utc_iso
 from ...models import sunset_warning
 from ...params import Settings
+from .. import PhaseHook, harmless
 from .budget import Budget
 from .client import Gone, NotCreated, Policy, Pred, Session, describe, resolve_credentials
 from .download import Downloads
@@ -48,6 +49,13 @@ from .files import Uploads
 from .predictions import TERMINAL, Predictions
 from .recovery import Finder, Pattern, Submission, jsonable
 from .schemas import SCHEMA_DIR, Schemas
+
+SUBMITTED, RUNNING, DOWNLOADING = "submitted", "running", "downloading"  # s9.runner.PHASES, as reported
+
+
+def _phase(state: str | None) -> str:
+    """A prediction's (or journal entry's) state as the phase shown: created and not yet running is submitted."""
+    return RUNNING if state in ("processing", "succeeded") else SUBMITTED
 
 
 def print_notice(message: str) -> None:
@@ -112,9 +120,24 @@ class ReplicateBackend:
         the end frame's (`ImageURIs`)."""
         return self._guard("Could not upload image", lambda: self._upload(job))
 
-    def produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
-        """Resume the journaled prediction for this job, or create one; wait; stream its output to `dest`."""
-        self._guard("unexpected error", lambda: self._produce(job, api_input, Path(dest)))
+    def produce(self, job: Job, api_input: dict[str, Any], dest: Path, on_event: PhaseHook | None = None) -> None:
+        """Resume the journaled prediction for this job, or create one; wait; stream its output to `dest`.
+
+        `on_event(phase, prediction_id)` hears "submitted" (before the create is sent, and with the id once it
+        answers or a journaled one is resumed), "running" and "downloading"; it changes nothing that is sent."""
+        emit = harmless(on_event)
+        self._guard("unexpected error", lambda: self._produce(job, api_input, Path(dest), emit))
+
+    def receipt(self, job: Job) -> dict[str, Any]:
+        """From the journal: every prediction paid for this clip (one replaced after its output expired
+        included), and the current one's id and the API's `predict_time`."""
+        entry = self.journal.get(job.fingerprint)
+        charges = entry.charges if entry is not None else []
+        billed = entry.billed if entry is not None and entry.billed else {}
+        return {"backend": self.name, "model": job.model.id, "output_seconds": job.duration,
+                "cost_usd": round(sum(c.get("cost_usd") or 0.0 for c in charges), 6),
+                "predict_seconds": billed.get("predict_time"), "prediction_id": billed.get("prediction_id"),
+                "predictions": len(charges)}
 
     def cancel_all(self) -> None:
         """Cancel every in-flight prediction through the API and wake every waiting `produce`.
@@ -170,16 +193,19 @@ class ReplicateBackend:
         return ImageURIs(first, last)
 
     # -- produce ----------------------------------------------------------------------------------
-    def _produce(self, job: Job, api_input: dict[str, Any], dest: Path) -> None:
+    def _produce(self, job: Job, api_input: dict[str, Any], dest: Path, emit: PhaseHook) -> None:
         s = self.session
         s.api()
         s.check_canceled()
         for round_ in (1, 2):
-            entry, prediction = self._obtain(job, api_input)
+            entry, prediction = self._obtain(job, api_input, emit)
             pid = entry.prediction_id
+            emit(_phase(prediction.status if prediction is not None else entry.state), pid)
             try:
-                done = self.predictions.wait(job, entry, prediction)
+                done = self.predictions.wait(job, entry, prediction, on_status=lambda status, p=pid: emit(
+                    _phase(status), p))
                 self._bill(job, done)
+                emit(DOWNLOADING, pid)
                 self.downloads.download(pid, done.output, dest, on_url=functools.partial(self._downloaded, job, pid))
                 return
             except Gone as gone:
@@ -209,7 +235,7 @@ class ReplicateBackend:
                          prediction.completed_at, job.concept, job.scene.number)
         self.predictions.journal_set(job.fingerprint, prediction.id, billed=billed)
 
-    def _obtain(self, job: Job, api_input: dict[str, Any]) -> tuple[JournalEntry, Pred | None]:
+    def _obtain(self, job: Job, api_input: dict[str, Any], emit: PhaseHook) -> tuple[JournalEntry, Pred | None]:
         """The journaled prediction for this job when it is still worth following, else a new one.
 
         Returns the entry and, for a new or adopted prediction, the API's view of it (so no status check is
@@ -224,7 +250,13 @@ class ReplicateBackend:
             except CorruptEntry as bad:
                 entry = self._recover_corrupt(job, bad)
             exclude: set[str] = set()
-            if entry is not None and entry.model == job.model.id:
+            if entry is not None and job.take > entry.take:
+                # A fresh take: the journaled prediction is deliberately not followed (nor looked for by listing);
+                # a new one replaces the entry, which keeps the old one's billed record (`earlier`).
+                self.session.count("fresh_takes")
+                if entry.prediction_id:
+                    exclude.add(entry.prediction_id)
+            elif entry is not None and entry.model == job.model.id:
                 if entry.resumable and self._expired(job, entry):
                     entry = self.journal.record(fp, replace(entry, state="expired", updated_at=time.time(),
                                                             error="output expired before it was downloaded"))
@@ -239,7 +271,7 @@ class ReplicateBackend:
                 elif entry.prediction_id:
                     exclude.add(entry.prediction_id)  # dead, and possibly with this very input
             self.session.check_canceled()
-            return self._submit(job, api_input, exclude, entry)
+            return self._submit(job, api_input, exclude, entry, emit)
 
     def _expired(self, job: Job, entry: JournalEntry) -> bool:
         """A journaled success older than the API's retention: its output is gone. Say so before paying again."""
@@ -305,7 +337,7 @@ class ReplicateBackend:
         return entry
 
     def _submit(self, job: Job, api_input: dict[str, Any], exclude: set[str],
-                previous: JournalEntry | None) -> tuple[JournalEntry, Pred]:
+                previous: JournalEntry | None, emit: PhaseHook) -> tuple[JournalEntry, Pred]:
         """Reserve its cost, journal the create, then send it; record the id the moment the answer arrives."""
         s = self.session
         fp, model = job.fingerprint, job.model.id
@@ -322,7 +354,7 @@ class ReplicateBackend:
         # the next run finds the prediction by listing instead of paying for it again.
         entry = self.journal.record(fp, JournalEntry.submitting(
             model, sent, now, label=job.label, deadline=utc_iso(now + self.timeout), concept=job.concept,
-            scene=job.scene.number, earlier=earlier or None))
+            scene=job.scene.number, earlier=earlier or None, take=job.take))
         sub = Submission(fp, model, sent, now, frozenset(exclude))
         with s.lock:
             self._submitting[fp] = sub
@@ -333,6 +365,7 @@ class ReplicateBackend:
                 self.journal.record(fp, replace(entry, state="rejected", error="canceled before it was sent"))
                 s.check_canceled()
             try:
+                emit(SUBMITTED, None)  # sent; held open by Prefer: wait, the id comes with the answer
                 prediction, adopted = self.predictions.create(job, api_input, sub, deadline=now + self.timeout)
             except NotCreated as exc:
                 self.budget.release(cost)

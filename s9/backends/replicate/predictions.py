@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -112,8 +113,10 @@ class Predictions:
     def get(self, pid: str) -> Pred:
         return Pred.from_json(self.session.get_json(f"/v1/predictions/{pid}"))
 
-    def wait(self, job: Job, entry: JournalEntry, prediction: Pred | None) -> Pred:
-        """Poll until the prediction ends; return it once it succeeded. Intervals grow ×factor up to a cap."""
+    def wait(self, job: Job, entry: JournalEntry, prediction: Pred | None,
+             on_status: Callable[[str], None] | None = None) -> Pred:
+        """Poll until the prediction ends; return it once it succeeded. Intervals grow ×factor up to a cap.
+        `on_status` hears each new status (for showing progress only)."""
         s = self.session
         p = s.policy
         fp, pid = job.fingerprint, entry.prediction_id
@@ -144,6 +147,8 @@ class Predictions:
                 if status != state:
                     state = status
                     self.journal_set(fp, pid, state=status, error=prediction.error)
+                    if on_status is not None:
+                        on_status(status)
                 if status == "succeeded":
                     if prediction.data_removed or prediction.output is None:
                         raise Gone("expired", f"prediction {pid} succeeded but its output has been removed")

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..params import Settings
-from . import MODELS, PRICE_DATE, sunset_warning
-from .schema import read_cached, snapshot_schema
+from .models import MODELS, PRICE_DATE, sunset_warning
+from .models.schema import read_cached, snapshot_schema
+from .params import Settings
 
 
 @dataclass(frozen=True)
