@@ -359,6 +359,8 @@ def test_rate_limited_create_is_429_with_retry_after(server: FakeReplicate, clie
 def test_create_limit_answers_429_past_the_burst_until_the_rate_allows(server: FakeReplicate) -> None:
     """The account's create limit: a burst, then one create per 60/limit seconds; past it, the real API's
     429 ("resets in ~Ns") with a whole-second Retry-After. Other endpoints are not limited by it."""
+    server.reset()
+    made = len(server.predictions())  # the server is shared by the module's tests: count only this test's
     server.config.create_limit_per_minute = 60  # one a second
     server.config.create_burst = 3
     url = f"{server.base_url}/v1/models/openai/sora-2/predictions"
@@ -368,7 +370,7 @@ def test_create_limit_answers_429_past_the_burst_until_the_rate_allows(server: F
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["detail"] == "Request was throttled. Your rate limit resets in ~1s."
     assert httpx.get(f"{server.base_url}/v1/account", headers=AUTH).status_code == 200
-    assert server.stats()["throttled"] == 2 and len(server.predictions()) == 3
+    assert server.stats()["throttled"] == 2 and len(server.predictions()) == made + 3
     time.sleep(1.05)  # one more is allowed a second later, and only one
     assert [httpx.post(url, headers=AUTH, json={"input": {"prompt": "x"}}).status_code for _ in range(2)] == [201, 429]
 
