@@ -1,4 +1,5 @@
-"""Running jobs: one scene end to end (`run_job`), many in parallel with a summary (`run_jobs`)."""
+"""Running jobs: one scene end to end (`run_job`), many in parallel with a summary (`run_jobs`), or taken from a
+source as workers free up (`run_stream`)."""
 
 from __future__ import annotations
 
@@ -152,6 +153,41 @@ def _keep_error(job: Job, message: str) -> None:
         debugfile.write_error(job, message)
 
 
+def _phase_hook(result: SceneResult, notify: Listener | None) -> PhaseHook | None:
+    """The per-scene hook a backend reports phases through: each change becomes a "phase" event."""
+    if notify is None:
+        return None
+
+    def on_event(phase: str, prediction_id: str | None = None) -> None:
+        if phase == result.phase and (prediction_id is None or prediction_id == result.prediction_id):
+            return
+        result.phase = phase
+        result.prediction_id = prediction_id or result.prediction_id
+        with contextlib.suppress(Exception):  # showing progress must never fail a (paid) scene
+            notify("phase", result)
+
+    return on_event
+
+
+def _run_scene(result: SceneResult, backend: Backend, listener: Listener | None) -> SceneResult:
+    """One worker's scene: "start", the job with its phases, "done". One scene's failure stays its own."""
+    notify = listener or (lambda _kind, _result: None)
+    assert result.job is not None
+    t0 = result.started = time.monotonic()
+    notify("start", result)
+    try:
+        result.files = run_job(result.job, backend, _phase_hook(result, listener))
+        result.ok = True
+    except S9Error as exc:
+        result.error = str(exc)
+    except Exception as exc:  # a bug in one scene must not take the others down
+        result.error = f"unexpected error: {type(exc).__name__}: {exc}"
+    result.seconds = time.monotonic() - t0
+    result.phase = DONE if result.ok else FAILED
+    notify("done", result)
+    return result
+
+
 def run_jobs(
     jobs: Sequence[Job], backend: Backend, workers: int, listener: Listener | None = None
 ) -> Summary:
@@ -168,38 +204,9 @@ def run_jobs(
     for result in queued.values():
         notify("phase", result)
 
-    def hook(result: SceneResult) -> PhaseHook | None:
-        if listener is None:
-            return None
-
-        def on_event(phase: str, prediction_id: str | None = None) -> None:
-            if phase == result.phase and (prediction_id is None or prediction_id == result.prediction_id):
-                return
-            result.phase = phase
-            result.prediction_id = prediction_id or result.prediction_id
-            with contextlib.suppress(Exception):  # showing progress must never fail a (paid) scene
-                notify("phase", result)
-
-        return on_event
-
-    def one(job: Job) -> SceneResult:
-        result = queued[job.label]
-        t0 = result.started = time.monotonic()
-        notify("start", result)
-        try:
-            result.files = run_job(job, backend, hook(result))
-            result.ok = True
-        except S9Error as exc:
-            result.error = str(exc)
-        except Exception as exc:  # a bug in one scene must not take the others down
-            result.error = f"unexpected error: {type(exc).__name__}: {exc}"
-        result.seconds = time.monotonic() - t0
-        result.phase = DONE if result.ok else FAILED
-        notify("done", result)
-        return result
-
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="s9-scene")
-    pending: set[Future[SceneResult]] = {pool.submit(one, job) for job in jobs}
+    pending: set[Future[SceneResult]] = {pool.submit(_run_scene, queued[job.label], backend, listener)
+                                         for job in jobs}
     try:
         while pending:
             # A timeout keeps the main thread responsive to Ctrl-C.
@@ -216,40 +223,30 @@ def run_jobs(
 
 
 def _slim(result: SceneResult) -> SceneResult:
-    """What a summary keeps of a finished scene when there are thousands: no job, no paths (their count is kept)."""
-    return SceneResult(result.label, result.scene_number, result.ok, error=result.error, skipped=result.skipped,
-                       seconds=result.seconds)
+    """What a summary keeps of a finished scene when there are thousands: no paths (their count is kept), and
+    the job only of a failed scene (the summary points at its error file)."""
+    return SceneResult(result.label, result.scene_number, result.ok, job=None if result.ok else result.job,
+                       error=result.error, skipped=result.skipped, seconds=result.seconds, phase=result.phase,
+                       prediction_id=result.prediction_id)
 
 
 def run_stream(
     source: Iterable[Job | SceneResult], backend: Backend, workers: int, listener: Listener | None = None,
-    between: Callable[[], None] | None = None,
+    between: Callable[[], None] | None = None, queued: Iterable[SceneResult] = (),
 ) -> Summary:
     """`run_jobs` for a run of any size: a job is taken from `source` only when a worker is free, so a run of
     10,000 scenes holds `workers` jobs at a time, not 10,000 (a `SceneResult` from the source is a scene that
     failed before it could be sent: it is reported as done). `between()` runs in the calling thread after
     completions and at least every 0.2 s -- where the pipeline records what finished, as it finishes. The
-    summary keeps each result without its job and paths (it counts the files instead)."""
+    summary keeps each result without its job and paths (it counts the files instead). `queued`: the scenes
+    known to come (label and number), announced to the listener up front so it can count what waits."""
     notify = listener or (lambda _kind, _result: None)
+    for result in queued:
+        notify("phase", result)
     started = time.monotonic()
     summary = Summary([], 0.0, workers)
     items = iter(source)
     exhausted = False
-
-    def one(job: Job) -> SceneResult:
-        result = SceneResult(job.label, job.scene.number, ok=False, job=job)
-        notify("start", result)
-        t0 = time.monotonic()
-        try:
-            result.files = run_job(job, backend)
-            result.ok = True
-        except S9Error as exc:
-            result.error = str(exc)
-        except Exception as exc:  # a bug in one scene must not take the others down
-            result.error = f"unexpected error: {type(exc).__name__}: {exc}"
-        result.seconds = time.monotonic() - t0
-        notify("done", result)
-        return result
 
     def keep(result: SceneResult) -> None:
         summary.file_counts.update(f.suffix for f in result.files)
@@ -264,10 +261,12 @@ def run_stream(
                 if item is None:
                     exhausted = True
                 elif isinstance(item, SceneResult):
+                    item.phase = DONE if item.ok else FAILED
                     notify("done", item)
                     keep(item)
                 else:
-                    pending.add(pool.submit(one, item))
+                    pending.add(pool.submit(
+                        _run_scene, SceneResult(item.label, item.scene.number, ok=False, job=item), backend, listener))
             if not pending:
                 break
             # A timeout keeps the main thread responsive to Ctrl-C and `between` regular.

@@ -257,6 +257,26 @@ def test_forget_walked_drops_dvcs_ignore_filter(repo) -> None:  # noqa: ANN001
     assert repo.dvcignore is not walked
 
 
+def test_mute_progress_bars_turns_dvcs_tqdm_off() -> None:
+    import io
+
+    from dvc.progress import Tqdm
+    from dvc_data.callbacks import Tqdm as DataTqdm
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for bar in (Tqdm, DataTqdm):
+        assert not bar(total=3, file=Tty()).disable  # on a terminal DVC draws its bars
+        unmute = dvcside.mute_progress_bars()
+        try:
+            assert bar(total=3, file=Tty()).disable
+        finally:
+            unmute()
+        assert not bar(total=3, file=Tty()).disable
+
+
 def test_has_local_run_cache_and_pipeline_data(built: Path, repo) -> None:  # noqa: ANN001
     [decl] = declared(built)
     assert dvcside.pipeline_data(decl)["stages"]["p2"]["cmd"] == decl.commands()["p2"]

@@ -56,13 +56,13 @@ def test_help_separates_user_commands_from_the_ones_dvc_runs(tmp_path: Path) -> 
 def test_help_shows_every_default(tmp_path: Path) -> None:
     text = " ".join(s9("generate", "--help", cwd=tmp_path).stdout.split())  # unwrap click's columns
     for expected in ("--model MODEL", "[default: (params.yaml video_settings.video_model, else google/veo-3.1-fast)]",
-                     "[default: (params.yaml video_settings.max_workers, else 3); 1<=x<=64]",
+                     "[default: (params.yaml video_settings.max_workers, else 3); 1<=x<=1000]",
                      "[default: (params.yaml video_settings.backend, else offline)]",
                      "[default: (params.yaml video_settings.aspect_ratio, else 16:9)]",
                      "wins over the one read off the prompts path"):
         assert expected in text, (expected, text)
     repro = " ".join(s9("repro", "--help", cwd=tmp_path).stdout.split())
-    assert "[default: (params.yaml video_settings.max_workers, else 3); 1<=x<=64]" in repro
+    assert "[default: (params.yaml video_settings.max_workers, else 3); 1<=x<=1000]" in repro
     assert "--new-take" in repro
 
 

@@ -100,14 +100,24 @@ class Progress:
         self.live_wanted = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" if live is None else live
         self.display = Display(title)
         self.live: Any = None
+        self.unmute: Any = None
         self.pending_warnings: list[Job] = []
         self.lock = threading.Lock()
 
     def __enter__(self) -> Progress:
+        if self.live_wanted:
+            # DVC's own bars (scenes recorded, restored or pushed while others run, or just after) would tear
+            # through this display and leave debris on the screen: s9's display is the one progress shown.
+            from ..pipeline.dvcside import mute_progress_bars
+
+            self.unmute = mute_progress_bars()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if self.unmute is not None:
+            self.unmute()
+            self.unmute = None
 
     def _start(self) -> None:
         with self.lock:

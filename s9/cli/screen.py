@@ -91,28 +91,33 @@ class Display:
     def __init__(self, title: str) -> None:
         self.title = title
         self.lock = threading.Lock()
-        self.scenes: dict[str, SceneResult] = {}
+        self.scenes: dict[str, SceneResult] = {}  # the ones not finished: queued or in flight
+        self.done: set[str] = set()  # labels only: a run of 10,000 scenes keeps no finished results here
         self.started = time.monotonic()
 
     def update(self, result: SceneResult) -> None:
         with self.lock:
-            self.scenes[result.label] = result
+            if result.phase in (DONE, FAILED):
+                self.scenes.pop(result.label, None)
+                self.done.add(result.label)
+            elif result.label not in self.done:
+                self.scenes[result.label] = result
 
     @property
     def finished(self) -> bool:
         with self.lock:
-            return all(s.phase in (DONE, FAILED) for s in self.scenes.values())
+            return not self.scenes
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         from rich.text import Text
 
         with self.lock:
             scenes = list(self.scenes.values())
+            finished = len(self.done)
         # Every row stays a column short of the screen: a row of exactly the width, or a wrapped one, throws
         # off the cursor arithmetic that erases the display, and a copy of it would stay behind.
         width = max(20, options.max_width - 1)
-        total = len(scenes)
-        finished = sum(s.phase in (DONE, FAILED) for s in scenes)
+        total = len(scenes) + finished
         active = sorted((s for s in scenes if s.phase not in (DONE, FAILED, QUEUED)), key=lambda s: s.started or 0.0)
         counts: dict[str, int] = {}
         for s in scenes:

@@ -375,10 +375,12 @@ def orphan_pipelines(root: Path, refs: list[ConceptRef]) -> list[str]:
 
 
 def walk_status(root: Path, settings: Settings, report: StatusReport, targets: list[str] | None = None, *,
-                outputs: bool = True, owns: Callable[[ConceptRef], bool] | None = None) -> Iterator[ConceptStatus]:
+                outputs: bool = True, owns: Callable[[ConceptRef], bool] | None = None,
+                every: bool = False) -> Iterator[ConceptStatus]:
     """The status of every registered concept (or the targets'; with `owns`, only the concepts it accepts), one
     at a time: a concept with something to report is yielded, the scenes of the others are counted into
-    `report.fresh_scenes`. A concept whose memo holds is not checked again."""
+    `report.fresh_scenes` (with `every`, every concept is yielded). A concept whose memo holds is not checked
+    again."""
     checker = _Checker(root, settings, outputs)
     refs = [ref for ref in concept_refs(root) if owns is None or owns(ref)]
     if targets:
@@ -390,7 +392,7 @@ def walk_status(root: Path, settings: Settings, report: StatusReport, targets: l
         todo = ((ref, None) for ref in refs)
     for ref, decl in todo:
         state = ConceptState(root, ref)
-        if wanted is None:
+        if wanted is None and not every:
             fresh = state.fresh_scenes(checker.key, outputs)
             if fresh is not None:
                 report.fresh_scenes += fresh
@@ -399,7 +401,7 @@ def walk_status(root: Path, settings: Settings, report: StatusReport, targets: l
             [decl] = declare(root, settings, [(ref, load_registered(root, ref))])
         status = checker.concept(decl, wanted, state)
         state.save()
-        if status.stale or status.leftovers:
+        if status.stale or status.leftovers or every:
             yield status
         else:
             report.fresh_scenes += len(status.scenes)
@@ -414,16 +416,16 @@ def concept_status(root: Path, settings: Settings, decl: ConceptDecl) -> Concept
 
 
 def compute_status(root: Path, targets: list[str] | None = None, *, outputs: bool = True,
-                   settings: Settings | None = None) -> StatusReport:
+                   settings: Settings | None = None, every: bool = False) -> StatusReport:
     """Staleness of every registered scene (or the targets'). `outputs=False` ignores the clips themselves
     (missing, edited, not in the cache): only whether dvc.lock matches prompts, frames and params, which CI
-    can check without `dvc pull`."""
+    can check without `dvc pull`. `every`: up-to-date concepts are listed too, not only counted."""
     from .declare import root_pipeline_problem
 
     root = Path(root).resolve()
     settings = settings or project_settings(root)
     report = StatusReport([])
-    report.concepts = list(walk_status(root, settings, report, targets, outputs=outputs))
+    report.concepts = list(walk_status(root, settings, report, targets, outputs=outputs, every=every))
     if not targets:
         report.orphans = orphan_pipelines(root, concept_refs(root))
         report.root_problem = root_pipeline_problem(root)

@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,29 @@ from .layout import LOCK_FILE
 if TYPE_CHECKING:
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
+
+
+# -- DVC's own progress bars ------------------------------------------------------------------------------
+# `dvc.progress.Tqdm` and `dvc_data.callbacks.Tqdm` turn themselves off when their module's logger is above
+# ERROR: the only switch for the bars DVC draws on a terminal while s9 records, restores or pushes scenes
+# during a live display of its own.
+_PROGRESS_LOGGERS = ("dvc.progress", "dvc_data.callbacks")
+
+
+def mute_progress_bars() -> Callable[[], None]:
+    """Turn DVC's progress bars off; returns what turns them back on."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in _PROGRESS_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+
+    def unmute() -> None:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+    return unmute
 
 
 # -- opening the repository, locking, errors ---------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..backends import Backend, get_backend
 from ..errors import InputError
 from ..job import Job
-from ..runner import Listener, Summary, check_writable, run_jobs, run_stream
+from ..runner import Listener, SceneResult, Summary, check_writable, run_jobs, run_stream
 from . import dvcside
 from .check import REPRO, Reason, StatusReport, compute_status, orphan_pipelines, walk_status
 from .declare import concept_refs, project_settings, root_pipeline_problem
@@ -67,7 +67,7 @@ def plan(root: Path, targets: list[str] | None = None, *, pull: bool = True, new
     root = Path(root).resolve()
     with contextlib.chdir(root):
         settings = project_settings(root)
-        report = compute_status(root, targets, settings=settings)
+        report = compute_status(root, targets, settings=settings, every=new_take)
         takes = take_addresses(report, targets) if new_take else frozenset()
         report = with_takes(report, takes)
         if report.up_to_date:
@@ -125,7 +125,7 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
     scenes, todo = [], []
     takes: frozenset[str] = frozenset()
     if new_take:  # a few named scenes, fresh or not: checked in full
-        full = compute_status(root, targets, settings=settings)
+        full = compute_status(root, targets, settings=settings, every=True)
         takes = take_addresses(full, targets)
         concepts = iter(with_takes(full, takes).concepts)
     else:
@@ -159,8 +159,10 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
         dvcside.pull_run_cache(repo)
     feed = Feed(repo, root, settings, backend, how, listener, shard=shard is not None, synced=synced, takes=takes)
     try:
+        coming = (SceneResult(f"{p.status.decl.ref.name} scene {p.status.decl.number}", p.status.decl.number,
+                              ok=False) for p in the_plan.to_generate)
         result.summary = run_stream(feed.jobs(todo), backend, workers or settings.max_workers, feed.listen,
-                                    between=feed.drain)
+                                    between=feed.drain, queued=coming)
     finally:
         # Even on Ctrl-C, what finished is recorded (or pushed); what did not stays stale.
         feed.close()
