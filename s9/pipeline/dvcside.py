@@ -127,7 +127,7 @@ def _input_error(exc: Exception) -> InputError | None:
     return None
 
 
-_PARAM_FILES_KEPT = 256
+_PARAM_FILES_KEPT = 64
 
 
 @contextlib.contextmanager

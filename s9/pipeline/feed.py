@@ -32,6 +32,7 @@ from .check import concept_status
 from .declare import ConceptDecl, SceneDecl, outputs_dir, project_settings
 from .hashing import stamp
 from .layout import INPUTS_STAGE, ConceptRef
+from .memo import ConceptState
 from .plan import GENERATE, PULL, RESTORE
 from .record import warm_hashes, write_metrics
 from .register import SyncResult, sync_concept
@@ -315,3 +316,16 @@ class Feed:
         warm_hashes(self.root, decl.ref, hashes)
         write_metrics(self.root, decl, self.settings)
         self.outcome.recorded += [s.address for s in decl.scenes if s.stage in opened.recorded]
+        self._remember(decl)
+
+    def _remember(self, decl: ConceptDecl) -> None:
+        """Check the concept once more now that its lock is written (every hash is warm: it costs a few stats
+        per scene), so the first `s9 status` after the run finds its memo. Under the settings of now; a
+        params.yaml that changed during the check leaves no memo."""
+        before = self._settings_now()
+        if before is None:
+            return
+        with contextlib.suppress(S9Error):
+            concept_status(self.root, before, concept_decl(self.root, decl.ref, before))
+            if self._settings_now() is not before:
+                ConceptState(self.root, decl.ref).forget_fresh_now()

@@ -138,6 +138,11 @@ class ConceptState:
         if self.fresh is not None:
             self.fresh, self._dirty = None, True
 
+    def forget_fresh_now(self) -> None:
+        """Drop the memo and write the state at once."""
+        self.forget_fresh()
+        self.save()
+
     def save(self) -> None:
         self.hashes.seen = None
         if not (self._dirty or self.hashes.dirty):
