@@ -79,7 +79,8 @@ def test_generate_on_a_terminal_leaves_clean_lines(tmp_path: Path) -> None:
     for n in (1, 2, 3):
         name = f"tiny_p{n}_veo_3.1_fast.mp4"
         start = next(i for i, row in enumerate(rows) if row.startswith(f"[tiny] ✓ Scene {n}:"))
-        end = next(i for i in range(start, start + 4) if name in rows[i])
+        end = next((i for i in range(start, min(start + 4, len(rows))) if name in rows[i]), None)
+        assert end is not None, screen
         path_rows = [rows[start].split(":", 1)[1].strip(), *rows[start + 1:end + 1]]
         path_rows = [row for row in path_rows if row]
         assert all(row.endswith("/") for row in path_rows[:-1]), path_rows
