@@ -14,6 +14,7 @@ from test_pipeline_helpers import BIN, CONCEPT, built, clip, run
 from s9.errors import InputError, S9Error
 from s9.pipeline import dvcside
 from s9.pipeline.declare import declared, project_settings
+from s9.pipeline.dvcside import runcache
 from s9.pipeline.resolve import scene_inputs
 
 DVC = str(BIN / "dvc")
@@ -157,7 +158,7 @@ def test_virtual_stage_has_the_run_cache_key_of_the_real_one(built: Path, repo) 
     virtual = dvcside.virtual_stage(repo, decl, "p2", entries["p2"])
     real = dvcside.load_stages(repo, PIPELINE_FILE, ["p2"])["p2"]
     dvcside.dep_values(real)
-    assert dvcside._run_key(virtual) == _get_stage_hash(real)
+    assert runcache._run_key(virtual) == _get_stage_hash(real)
     entry = dvcside.local_run_cache_entry(virtual)
     assert entry is not None and dvcside.entry_cached(repo, entry)
     assert {o["path"] for o in entry["outs"]} == {clip(2), f"outputs/b1/{CONCEPT}/debug/scene_2"}
