@@ -15,6 +15,11 @@ from conftest import REPO, SAMPLE_CONCEPT, make_concept, make_frame
 from test_pipeline_helpers import (
     BIN,
     CONCEPT,
+    DVC,
+    FRAMES,
+    PIPELINE,
+    PROMPTS,
+    S9,
     built,
     clip,
     dvc_stale,
@@ -28,12 +33,6 @@ from test_pipeline_helpers import (
 
 from s9 import pipeline
 from s9.params import CLIP_PARAMS
-
-S9 = str(BIN / "s9")
-DVC = str(BIN / "dvc")
-PROMPTS = f"data/s7_scene_prompts/b1/{CONCEPT}/{CONCEPT}_scene_prompts.json"
-FRAMES = f"data/s8_first_frames/b1/{CONCEPT}"
-PIPELINE = f"pipelines/b1/{CONCEPT}"
 
 
 def edit_prompt(root: Path, index: int, text: str) -> None:

@@ -56,6 +56,13 @@ budget:
 """
 CONCEPT = "tiny"
 BATCH = "b1"
+S9 = str(BIN / "s9")
+DVC = str(BIN / "dvc")
+# Where the tiny concept's files live in a built repo.
+PROMPTS = f"data/s7_scene_prompts/{BATCH}/{CONCEPT}/{CONCEPT}_scene_prompts.json"
+FRAMES = f"data/s8_first_frames/{BATCH}/{CONCEPT}"
+PIPELINE = f"pipelines/{BATCH}/{CONCEPT}"
+OUT = f"outputs/{BATCH}/{CONCEPT}"
 
 
 def run(args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None

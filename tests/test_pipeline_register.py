@@ -12,6 +12,9 @@ from conftest import make_concept, make_frame
 from test_pipeline_helpers import (
     BIN,
     CONCEPT,
+    DVC,
+    PROMPTS,
+    S9,
     built,
     clip,
     dvc_stale,
@@ -25,9 +28,6 @@ from test_pipeline_helpers import (
 
 from s9 import pipeline
 
-S9 = str(BIN / "s9")
-DVC = str(BIN / "dvc")
-PROMPTS = f"data/s7_scene_prompts/b1/{CONCEPT}/{CONCEPT}_scene_prompts.json"
 PIPELINE_FILE = f"pipelines/b1/{CONCEPT}/dvc.yaml"
 
 

@@ -16,7 +16,12 @@ from conftest import make_concept
 from test_pipeline_helpers import (
     BIN,
     CONCEPT,
+    DVC,
     ENV,
+    OUT,
+    PIPELINE,
+    PROMPTS,
+    S9,
     built,
     clip,
     dvc_stale,
@@ -29,12 +34,6 @@ from test_pipeline_helpers import (
 )
 
 from s9 import pipeline
-
-S9 = str(BIN / "s9")
-DVC = str(BIN / "dvc")
-PROMPTS = f"data/s7_scene_prompts/b1/{CONCEPT}/{CONCEPT}_scene_prompts.json"
-PIPELINE = f"pipelines/b1/{CONCEPT}"
-OUT = f"outputs/b1/{CONCEPT}"
 
 
 def commit(root: Path, message: str = "work") -> None:
