@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..atomic import write_text_atomic
-from ..backends import Backend, backend_identity
+from ..backends import Backend
 from ..errors import InputError, S9Error
-from ..job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER, Job, build_job, scene_input_problem
+from ..job import Job
 from ..params import PARAMS_FILE, Settings
 from ..runner import Listener, SceneResult, check_writable
 from ..takes import fresh_take
@@ -36,13 +36,11 @@ from .memo import ConceptState
 from .plan import GENERATE, PULL, RESTORE
 from .record import warm_hashes, write_metrics
 from .register import SyncResult, sync_concept
-from .resolve import concept_decl, entry, read_inputs, render_inputs, scene_inputs
+from .resolve import concept_decl, entry_of, images_problem, job_for, read_inputs, render_inputs, scene_inputs
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
-
-
 
 
 @dataclass
@@ -56,18 +54,6 @@ class Outcome:
     pushed: list[str] = field(default_factory=list)  # (shards) outputs and run-cache entry on the remote
     on_remote: list[str] = field(default_factory=list)  # (shards) already there: nothing to do
     unpushed: list[str] = field(default_factory=list)  # (shards) made, but the push failed
-
-
-def job_for(decl: ConceptDecl, scene: SceneDecl, settings: Settings) -> Job:
-    """The job a scene stage runs: its declared clip, and the images its stage depends on."""
-    return build_job(decl.concept, scene.number, Path(scene.frame), settings, output=Path(scene.clip),
-                     batch=scene.ref.batch, next_frame=Path(scene.images[1]) if len(scene.images) > 1 else None)
-
-
-def entry_of(job: Job, settings: Settings) -> dict[str, Any]:
-    """The inputs.json entry a job corresponds to (what `scene_inputs` writes for it)."""
-    return entry(job.model.id, settings.backend, backend_identity(settings.backend),
-                 job.api_input(IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER))
 
 
 @dataclass
@@ -210,8 +196,7 @@ class Feed:
         for scene in pending:
             label = f"{scene.ref.name} scene {scene.number}"
             try:
-                problem = next(filter(None, (scene_input_problem(decl.concept, scene.number, Path(image))
-                                             for image in scene.images)), None)
+                problem = images_problem(decl, scene)
                 if problem:  # reported up front; nothing is sent for it
                     raise InputError(problem)
                 stage = stages[scene.stage]

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..job import build_job, scene_input_problem, validate_job
+from ..job import validate_job
 from ..models import get_model
 from ..params import Settings
 from .check import CHECKOUT, ConceptStatus, SceneStatus, StatusReport
 from .check import PULL as PULL_FIX
-from .resolve import scene_inputs
+from .declare import ConceptDecl, SceneDecl
+from .resolve import images_problem, job_for, scene_inputs
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -140,7 +141,7 @@ def plan_concept(root: Path, concept: ConceptStatus, settings: Settings, repo: R
         if repo is not None and decl.address not in generate:  # a fresh take is generated whatever is cached
             item.how = _source(repo, concept.decl, status, entries[decl.stage], remote, pipeline)
         if item.how == GENERATE:
-            item.problem = _input_problem(root, concept.decl.concept, decl)
+            item.problem = _input_problem(root, concept.decl, decl)
             if item.problem is None:  # what the model's schema refuses is refused here, before spending
                 _validate(root, concept.decl, decl, settings)
         planned.append(item)
@@ -174,19 +175,12 @@ def _source(repo: Repo, concept: Any, status: SceneStatus, entry: dict, remote: 
     return GENERATE
 
 
-def _validate(root: Path, concept: Any, decl: Any, settings: Settings) -> None:
+def _validate(root: Path, concept: ConceptDecl, decl: SceneDecl, settings: Settings) -> None:
     with contextlib.chdir(root):
-        next_frame = Path(decl.images[1]) if len(decl.images) > 1 else None
-        job = build_job(concept.concept, decl.number, Path(decl.frame), settings, output=Path(decl.clip),
-                        batch=decl.ref.batch, next_frame=next_frame)
-        validate_job(job)
+        validate_job(job_for(concept, decl, settings))
 
 
-def _input_problem(root: Path, concept: Any, decl: Any) -> str | None:
+def _input_problem(root: Path, concept: ConceptDecl, decl: SceneDecl) -> str | None:
     """Why a scene's images cannot be sent, or None: it is flagged instead of priced."""
     with contextlib.chdir(root):  # messages name the frame as the repo does
-        for image in decl.images:
-            problem = scene_input_problem(concept, decl.number, Path(image))
-            if problem:
-                return problem
-    return None
+        return images_problem(concept, decl)

@@ -16,11 +16,11 @@ from typing import Any
 from ..atomic import write_text_atomic
 from ..backends import backend_identity
 from ..errors import InputError
-from ..job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER, shaping_input
+from ..job import IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER, Job, build_job, scene_input_problem, shaping_input
 from ..params import Settings
 from ..scenes import load_concept
 from ..yamlio import shown
-from .declare import ConceptDecl, declare, project_settings
+from .declare import ConceptDecl, SceneDecl, declare, project_settings
 from .layout import ConceptRef
 
 SceneInput = dict[str, Any]
@@ -41,6 +41,29 @@ def entry(model: str, backend: str, identity: dict[str, str], api_input: dict[st
     images = (IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER)
     return {"model": model, "backend": backend, **identity,
             "input": {key: value for key, value in api_input.items() if value not in images}}
+
+
+def job_for(decl: ConceptDecl, scene: SceneDecl, settings: Settings) -> Job:
+    """The job a scene stage runs: its declared clip, and the images its stage depends on (paths relative to
+    the repository root, so the caller runs in it)."""
+    return build_job(decl.concept, scene.number, Path(scene.frame), settings, output=Path(scene.clip),
+                     batch=scene.ref.batch, next_frame=Path(scene.images[1]) if len(scene.images) > 1 else None)
+
+
+def entry_of(job: Job, settings: Settings) -> SceneInput:
+    """The inputs.json entry a job corresponds to (what `scene_inputs` writes for it)."""
+    return entry(job.model.id, settings.backend, backend_identity(settings.backend),
+                 job.api_input(IMAGE_PLACEHOLDER, NEXT_FRAME_PLACEHOLDER))
+
+
+def images_problem(decl: ConceptDecl, scene: SceneDecl) -> str | None:
+    """Why one of the images a scene sends cannot be sent (missing, not a file, too large, unreadable), or None;
+    the paths are the repository's, so the caller runs in its root."""
+    for image in scene.images:
+        problem = scene_input_problem(decl.concept, scene.number, Path(image))
+        if problem:
+            return problem
+    return None
 
 
 def render_inputs(entries: dict[str, SceneInput]) -> str:

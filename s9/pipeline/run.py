@@ -23,12 +23,12 @@ from ..runner import Listener, SceneResult, Summary, check_writable, run_jobs, r
 from . import dvcside
 from .check import REPRO, Reason, StatusReport, compute_status, orphan_pipelines, walk_status
 from .declare import concept_refs, project_settings, root_pipeline_problem
-from .feed import Feed, Outcome, entry_of, job_for
+from .feed import Feed, Outcome
 from .layout import ConceptRef, find_root
 from .plan import PULL, Plan, make_plan, plan_concept
 from .record import write_metrics
 from .register import sync_root_locked
-from .resolve import concept_decl, read_inputs, run_resolve
+from .resolve import concept_decl, entry_of, job_for, read_inputs, run_resolve
 from .shard import JournalMirror, Shard
 
 if TYPE_CHECKING:
