@@ -203,20 +203,7 @@ def run_jobs(
     queued = {job.label: SceneResult(job.label, job.scene.number, ok=False, job=job) for job in jobs}
     for result in queued.values():
         notify("phase", result)
-
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="s9-scene")
-    pending: set[Future[SceneResult]] = {pool.submit(_run_scene, queued[job.label], backend, listener)
-                                         for job in jobs}
-    try:
-        while pending:
-            # A timeout keeps the main thread responsive to Ctrl-C.
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            results.extend(f.result() for f in done)
-    except KeyboardInterrupt:
-        backend.cancel_all()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    _pump(jobs, backend, workers, listener, lambda job: queued[job.label], results.append)
     order = {job.label: i for i, job in enumerate(jobs)}
     results.sort(key=lambda r: order.get(r.label, len(order)))
     return Summary(results=results, seconds=time.monotonic() - started, workers=workers)
@@ -245,13 +232,27 @@ def run_stream(
         notify("phase", result)
     started = time.monotonic()
     summary = Summary([], 0.0, workers)
-    items = iter(source)
-    exhausted = False
 
     def keep(result: SceneResult) -> None:
         summary.file_counts.update(f.suffix for f in result.files)
         summary.results.append(_slim(result))
 
+    _pump(source, backend, workers, listener, lambda job: SceneResult(job.label, job.scene.number, ok=False, job=job),
+          keep, between)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _pump(source: Iterable[Job | SceneResult], backend: Backend, workers: int, listener: Listener | None,
+          result_for: Callable[[Job], SceneResult], keep: Callable[[SceneResult], None],
+          between: Callable[[], None] | None = None) -> None:
+    """The worker pool both runs share: a job goes to a worker as one frees up (`result_for` gives the result
+    it fills in), every finished result goes to `keep`, and a `SceneResult` in the source (a scene that failed
+    before it could be sent) is reported as done at once. Ctrl-C cancels what is in flight through the backend,
+    waits for the workers to let go of their temp files, and re-raises."""
+    notify = listener or (lambda _kind, _result: None)
+    items = iter(source)
+    exhausted = False
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="s9-scene")
     pending: set[Future[SceneResult]] = set()
     try:
@@ -265,8 +266,7 @@ def run_stream(
                     notify("done", item)
                     keep(item)
                 else:
-                    pending.add(pool.submit(
-                        _run_scene, SceneResult(item.label, item.scene.number, ok=False, job=item), backend, listener))
+                    pending.add(pool.submit(_run_scene, result_for(item), backend, listener))
             if not pending:
                 break
             # A timeout keeps the main thread responsive to Ctrl-C and `between` regular.
@@ -280,5 +280,3 @@ def run_stream(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    summary.seconds = time.monotonic() - started
-    return summary
