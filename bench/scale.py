@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import statistics
@@ -64,33 +65,25 @@ def _run_json(cmd: list[str], cwd: Path) -> str:
 
 
 def bench_bookkeeping(quick: bool) -> list[Row]:
-    """Bookkeeping and memory against the number of scenes (L ~ 0, shared renders, -j 5)."""
+    """Bookkeeping and memory against the number of scenes (L ~ 0, shared renders, -j 5). The smallest repo is
+    kept to the end, so `s9 add` and warm `s9 status` at the smallest and largest sizes are also timed side by
+    side, alternating, in one window of the (shared) machine's load: their ratios come from those pairs."""
     sizes = [100, 200, 300] if quick else [100, 1000, 5000, 10000]
     runs = 3 if quick else 5
     found: dict[int, dict] = {}
     rows: list[Row] = []
-    with server(0.0, "--shared-renders") as srv:
+    with server(0.0, "--shared-renders") as srv, contextlib.ExitStack() as keep:
+        first: Path | None = None
+        pair: dict = {}
         for size in sizes:
-            with workspace() as tmp:
+            tmp = keep.enter_context(workspace()) if size == sizes[0] else None
+            with contextlib.ExitStack() as scoped:
+                tmp = tmp or scoped.enter_context(workspace())
                 repo, took = dvc_repo(tmp, size // 5, "replicate")
-                before = load()
-                repro, repro_rss = timed([S9, "repro", "-j", "5"], repo, srv.env())  # every scene stale
-                first, first_rss = timed([S9, "status"], repo, env())  # the first call after that repro
-                warm = [timed([S9, "status"], repo, env())[0] for _ in range(runs)]
-                # Then a repro with nothing to do: start-up and one full check, taken out of the per-scene figure.
-                noop, _ = timed([S9, "repro"], repo, srv.env())
-                adds = []
-                for i in range(runs):
-                    prompts, frames = make_concept(tmp / "more", f"extra{i}")
-                    adds.append(timed([S9, "add", str(prompts), str(frames), "--batch", "bench"], repo, env())[0])
-                found[size] = {
-                    "repro_s": round(repro, 1), "per_scene_ms": round(1000 * (repro - noop) / size, 1),
-                    "repro_noop_s": round(noop, 2), "repro_rss_mib": mib(repro_rss), "status_first_s": round(first, 2),
-                    "status_rss_mib": mib(first_rss), "status_warm_s": spread(warm), "add_s": spread(adds),
-                    "register_in_process_ms": round(1000 * statistics.median(took), 1), "load_before": before,
-                    "load_after": load(),
-                }
+                found[size] = _one_size(srv, repo, tmp, size, took, runs)
+                first = first or repo
                 if size == sizes[-1]:
+                    pair = _paired({sizes[0]: first, size: repo}, runs, tmp)
                     rows += _dvc_status_layouts(repo, size, quick)
     small, big = sizes[0], sizes[-1]
     mid = 1000 if 1000 in found else sizes[1]
@@ -106,12 +99,15 @@ def bench_bookkeeping(quick: bool) -> list[Row]:
         _ratio_row(f"s9 repro bookkeeping per scene (L~0, -j 5, start-up taken out), {big} / {small} scenes",
                    f[big]["per_scene_ms"], f[small]["per_scene_ms"], "~ 1 (constant)", 1.25,
                    {str(s): f"{f[s]['per_scene_ms']} ms" for s in sizes}),
-        _ratio_row(f"s9 add of one concept (whole process), {big} / {small} scenes", f[big]["add_s"]["median"],
-                   f[small]["add_s"]["median"], "1 +- 0.2", 1.2,
-                   {str(s): f[s]["add_s"] for s in sizes}, low=0.8),
-        Row(f"warm s9 status at {small} / {big} scenes (median)", f"{f[small]['status_warm_s']['median']} / "
-            f"{f[big]['status_warm_s']['median']}", "s", f"<= 1 at {big}", f[big]["status_warm_s"]["median"] <= 1,
-            {str(s): f[s]["status_warm_s"] for s in sizes}),
+        _ratio_row(f"s9 add of one concept (whole process, side by side), {big} / {small} scenes",
+                   pair["add_s"][str(big)]["median"], pair["add_s"][str(small)]["median"], "1 +- 0.2", 1.2,
+                   {"side by side": pair["add_s"], "each size in its own window": {
+                       str(s): f[s]["add_s"] for s in sizes}}, low=0.8),
+        Row(f"warm s9 status at {small} / {big} scenes (median, side by side)",
+            f"{pair['status_warm_s'][str(small)]['median']} / {pair['status_warm_s'][str(big)]['median']}", "s",
+            f"<= 1 at {big}", pair["status_warm_s"][str(big)]["median"] <= 1,
+            {"side by side": pair["status_warm_s"], "each size in its own window": {
+                str(s): f[s]["status_warm_s"] for s in sizes}}),
         Row(f"first s9 status after a repro at {mid} scenes", f[mid]["status_first_s"], "s", f"<= 3 at {mid}",
             f[mid]["status_first_s"] <= 3, {str(s): f[s]["status_first_s"] for s in sizes}),
         _ratio_row(f"registering a concept (in process, median), {big} / {small} scenes",
@@ -119,6 +115,47 @@ def bench_bookkeeping(quick: bool) -> list[Row]:
                    {str(s): f"{f[s]['register_in_process_ms']} ms" for s in sizes}, low=0.8),
     ]
     return rows
+
+
+def _one_size(srv: FakeServer, repo: Path, tmp: Path, size: int, took: list[float], runs: int) -> dict:
+    before = load()
+    repro, repro_rss = timed([S9, "repro", "-j", "5"], repo, srv.env())  # every scene stale
+    first, first_rss = timed([S9, "status"], repo, env())  # the first call after that repro
+    warm = [timed([S9, "status"], repo, env())[0] for _ in range(runs)]
+    # Then a repro with nothing to do: start-up and one full check, taken out of the per-scene figure.
+    noop, _ = timed([S9, "repro"], repo, srv.env())
+    adds = [_add(repo, tmp, f"extra{i}") for i in range(runs)]
+    return {
+        "repro_s": round(repro, 1), "per_scene_ms": round(1000 * (repro - noop) / size, 1),
+        "repro_noop_s": round(noop, 2), "repro_rss_mib": mib(repro_rss), "status_first_s": round(first, 2),
+        "status_rss_mib": mib(first_rss), "status_warm_s": spread(warm), "add_s": spread(adds),
+        "register_in_process_ms": round(1000 * statistics.median(took), 1), "load_before": before,
+        "load_after": load(),
+    }
+
+
+def _add(repo: Path, tmp: Path, name: str) -> float:
+    """The seconds `s9 add` of one more 5-scene concept takes; the concept is removed after (untimed), so the
+    repo stays at its size with every scene fresh."""
+    prompts, frames = make_concept(tmp / "more", name)
+    took = timed([S9, "add", str(prompts), str(frames), "--batch", "bench"], repo, env())[0]
+    timed([S9, "remove", name], repo, env())
+    return took
+
+
+def _paired(repos: dict[int, Path], runs: int, tmp: Path) -> dict:
+    """Warm `s9 status` and `s9 add` on the smallest and the largest repo (by size), alternating."""
+    status: dict[int, list[float]] = {size: [] for size in repos}
+    adds: dict[int, list[float]] = {size: [] for size in repos}
+    before = load()
+    for _ in range(runs):
+        for size, repo in repos.items():
+            status[size].append(timed([S9, "status"], repo, env())[0])
+    for i in range(runs):
+        for size, repo in repos.items():
+            adds[size].append(_add(repo, tmp, f"pair{i}x{size}"))
+    return {"status_warm_s": {str(k): spread(t) for k, t in status.items()},
+            "add_s": {str(k): spread(t) for k, t in adds.items()}, "load_before": before, "load_after": load()}
 
 
 def _ratio_row(name: str, big: float, small: float, target: str, high: float, raw: dict,

@@ -35,7 +35,10 @@ def read_input_text(path: Path, what: str, label: str | None = None, limit: int 
         if mode.st_size > limit:
             raise too_big
         try:
-            data = handle.read(limit + 1)
+            # Its size and one byte more, not `limit`: read(n) allocates n bytes up front, every call.
+            data = handle.read(mode.st_size + 1)
+            if len(data) > mode.st_size:  # it grew after fstat(): read on, still bounded
+                data += handle.read(limit + 1 - len(data))
         except OSError as exc:
             raise InputError(f"{label}: cannot read ({exc.strerror or exc})") from None
         if len(data) > limit:  # it grew after fstat()

@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import debugfile, video
+from . import debugfile
 from .atomic import atomic_path
 from .backends import Backend, PhaseHook
 from .errors import GenerationError, InputError, S9Error
@@ -112,6 +112,8 @@ def run_job(job: Job, backend: Backend, on_event: PhaseHook | None = None) -> li
 
     `on_event(phase, prediction_id)` hears the scene's phases (the backend's included); it never changes what
     is sent."""
+    from .video import verify  # here: `s9 status` and `s9 plan` import the runner, not PyAV and numpy
+
     written: list[Path] = []
     tmp: Path | None = None
     try:
@@ -124,7 +126,7 @@ def run_job(job: Job, backend: Backend, on_event: PhaseHook | None = None) -> li
             for attempt in range(1, VERIFY_ATTEMPTS + 1):
                 backend.produce(job, api_input, tmp, on_event=on_event)
                 try:
-                    video.verify(tmp, duration=job.duration, audio=job.makes_audio, width=job.width, height=job.height)
+                    verify(tmp, duration=job.duration, audio=job.makes_audio, width=job.width, height=job.height)
                     break
                 except GenerationError:
                     if attempt == VERIFY_ATTEMPTS:

@@ -258,6 +258,26 @@ def test_forget_walked_drops_dvcs_ignore_filter(repo) -> None:  # noqa: ANN001
     assert repo.dvcignore is not walked
 
 
+def test_open_repo_gives_dvcs_state_databases_small_sqlite_caches(built: Path) -> None:
+    import threading
+
+    from dvc.repo import Repo
+
+    def pragmas(db) -> tuple[int, int]:  # noqa: ANN001 - diskcache's connection for this thread, via `_sql`
+        return db._sql("PRAGMA mmap_size").fetchone()[0], db._sql("PRAGMA cache_size").fetchone()[0]
+
+    with dvcside.open_repo(built, lock=True) as repo:  # DVC's lock closed the connections it found open
+        dbs = (repo.state.hashes, repo.state.links)
+        assert [pragmas(db) for db in dbs] == [(0, 512)] * 2
+        seen: list[tuple[int, int]] = []
+        worker = threading.Thread(target=lambda: seen.extend(pragmas(db) for db in dbs))  # DVC's thread pools
+        worker.start()
+        worker.join()
+        assert seen == [(0, 512)] * 2
+    with Repo(str(built)) as plain:  # nothing was written to the databases: DVC's own settings hold for dvc
+        assert pragmas(plain.state.hashes)[0] == 2**26
+
+
 def test_mute_progress_bars_turns_dvcs_tqdm_off() -> None:
     import io
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from s9.errors import InputError
+from s9.inputfile import read_input_text
 from s9.scenes import load_concept
 from s9.video import probe
 from tests.conftest import make_concept, make_frame
@@ -179,6 +181,17 @@ def test_prompts_path_must_be_a_regular_file_of_at_most_64_mb(tiny: tuple[Path, 
     proc = s9("clip", path, 1, frames / "tiny_p1_first_frame.jpg", cwd=repo, timeout=20)
     assert_input_error(proc, expected)
     assert files_under(tmp_path) == before
+
+
+def test_a_file_whose_size_fstat_understates_is_read_whole(tmp_path: Path) -> None:
+    # /proc files are regular files that fstat() sizes as 0: the read goes on past the stated size.
+    text = read_input_text(Path("/proc/self/status"), "status file")
+    assert text.startswith("Name:") and "VmRSS" in text
+    small = tmp_path / "small.json"
+    small.write_text('{"a": "é"}', encoding="utf-8")
+    assert read_input_text(small, "scene prompts file") == '{"a": "é"}'
+    with pytest.raises(InputError, match="larger than"):  # and bounded by the limit all the same
+        read_input_text(Path("/proc/self/status"), "status file", limit=512)
 
 
 @pytest.mark.parametrize("kind", ["dev-zero", "fifo"])

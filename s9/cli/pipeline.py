@@ -245,7 +245,7 @@ def repro_cmd(targets: tuple[str, ...], workers: int | None, no_pull: bool, new_
     with Progress() as progress:  # live per-scene phases on a terminal, from the first scene generated
         result = repro(root, list(targets) or None, workers=workers, listener=progress, pull=not no_pull,
                        new_take=new_take, shard=chosen)
-    if not result.plan.scenes and not result.resolved:
+    if not result.plan.how and not result.resolved:
         click.echo("Every scene is up to date: nothing to do.")
         return
     _print_repro(result, root)

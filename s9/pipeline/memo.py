@@ -112,9 +112,10 @@ class ConceptState:
         stamps = memo.get("stamps")
         if not isinstance(stamps, dict):
             return None
+        base = f"{self.root}{os.sep}"  # not os.path.join: this loop is most of a warm `s9 status`
         for rel, expected in stamps.items():
             try:
-                st = os.stat(os.path.join(self.root, rel))
+                st = os.stat(base + rel)
             except OSError:
                 if expected is not None:
                     return None

@@ -9,7 +9,7 @@ generated counts against `budget.max_spend_usd`.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,11 +86,7 @@ class Plan:
         return self.max_spend_usd is not None and self.total_usd > self.max_spend_usd + 1e-9
 
     def budget_error(self) -> InputError:
-        return InputError(
-            f"plan estimate ${self.total_usd:.2f} for {len(self.to_generate)} scene(s) exceeds "
-            f"budget.max_spend_usd ${self.max_spend_usd:.2f} in params.yaml; nothing was submitted "
-            "(raise the budget or repro fewer targets)"
-        )
+        return _budget_error(self.total_usd, len(self.to_generate), self.max_spend_usd)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +100,43 @@ class Plan:
             "max_spend_usd": self.max_spend_usd,
             "over_budget": self.over_budget,
         }
+
+
+@dataclass
+class Tally:
+    """What `s9 repro` keeps of its plan while it runs: each stale scene's way, by stage address, the scenes it
+    generates (address and display label), and the totals the budget is checked against. A plan's scenes hold
+    their statuses and declarations, about a kilobyte each: over thousands of scenes, memory that grew with the
+    repository for the whole run."""
+
+    max_spend_usd: float | None
+    how: dict[str, str] = field(default_factory=dict)  # stage address -> generate | restore | pull
+    generating: list[tuple[str, str, int]] = field(default_factory=list)  # (address, concept, scene number)
+    total_usd: float = 0.0
+    total_seconds: int = 0
+
+    def add(self, planned: list[PlannedScene]) -> None:
+        for item in planned:
+            decl = item.status.decl
+            self.how[decl.address] = item.how
+            if item.generate:
+                self.generating.append((decl.address, decl.ref.name, decl.number))
+                self.total_usd += item.cost_usd
+                self.total_seconds += item.seconds
+
+    @property
+    def over_budget(self) -> bool:
+        return self.max_spend_usd is not None and self.total_usd > self.max_spend_usd + 1e-9
+
+    def budget_error(self) -> InputError:
+        return _budget_error(self.total_usd, len(self.generating), self.max_spend_usd)
+
+
+def _budget_error(total_usd: float, scenes: int, max_spend_usd: float | None) -> InputError:
+    return InputError(
+        f"plan estimate ${total_usd:.2f} for {scenes} scene(s) exceeds budget.max_spend_usd "
+        f"${max_spend_usd or 0:.2f} in params.yaml; nothing was submitted (raise the budget or repro fewer targets)"
+    )
 
 
 def make_plan(root: Path, report: StatusReport, settings: Settings, repo: Repo | None = None,

@@ -25,7 +25,7 @@ from .check import REPRO, Reason, StatusReport, compute_status, orphan_pipelines
 from .declare import concept_refs, project_settings, root_pipeline_problem
 from .feed import Feed, Outcome
 from .layout import ConceptRef, find_root
-from .plan import PULL, Plan, make_plan, plan_concept
+from .plan import PULL, Plan, Tally, make_plan, plan_concept
 from .record import write_metrics
 from .register import sync_root_locked
 from .resolve import concept_decl, entry_of, job_for, read_inputs, run_resolve
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class ReproResult:
-    plan: Plan
+    plan: Tally  # what the run planned: each stale scene's way, and the totals
     summary: Summary  # generated scenes (restored ones are not in it)
     restored: list[str] = field(default_factory=list)  # stage addresses checked out from the cache / remote
     recorded: list[str] = field(default_factory=list)  # scene stages written to dvc.lock
@@ -120,9 +120,9 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
         raise InputError("--shard needs a default DVC remote to share the results through "
                          "(`dvc remote add -d NAME URL`)")
     remote = (pull or shard is not None) and dvcside.default_remote(repo) is not None
-    # Pass 1: check and plan, one concept at a time, keeping the plan and the stale concepts' names only.
+    # Pass 1: check and plan, one concept at a time, keeping the plan's tally and the stale concepts' names only.
     report = StatusReport([])
-    scenes, todo = [], []
+    tally, todo = Tally(settings.max_spend_usd), []
     takes: frozenset[str] = frozenset()
     if new_take:  # a few named scenes, fresh or not: checked in full
         full = compute_status(root, targets, settings=settings, every=True)
@@ -136,17 +136,16 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
         if shard is not None and any(r.kind == "pipeline" for r in concept.reasons):
             raise InputError(f"{concept.decl.ref.dvc_file}: {concept.reasons[0].message.split(' (`')[0]}; a shard "
                              "changes nothing git tracks: run `s9 sync`, commit, and run the shards on that commit")
-        scenes += plan_concept(root, concept, settings, repo, remote=remote, generate=takes)
+        tally.add(plan_concept(root, concept, settings, repo, remote=remote, generate=takes))
         todo.append(concept.decl.ref)
-    the_plan = Plan(scenes, settings.max_spend_usd)
     orphans = [] if targets or shard else orphan_pipelines(root, concept_refs(root))
-    result = ReproResult(the_plan, Summary([], 0.0, 0), shard=shard)
+    result = ReproResult(tally, Summary([], 0.0, 0), shard=shard)
     if not todo and not orphans:
         return result
-    if the_plan.over_budget:
-        raise the_plan.budget_error()
+    if tally.over_budget:
+        raise tally.budget_error()
     backend = backend or get_backend(settings.backend, settings)
-    fingerprints = _preflight(backend, root, todo, the_plan, settings)
+    fingerprints = _preflight(backend, root, todo, tally, settings)
     mirror = None
     journal = getattr(backend, "journal", None)
     if shard is not None and journal is not None:
@@ -154,13 +153,11 @@ def repro_locked(repo: Repo, root: Path, targets: list[str] | None = None, *, wo
         mirror.pull(journal, fingerprints)
         journal.on_record = mirror.push
     synced = None if shard else sync_root_locked(root, repo, settings)
-    how = {p.stage: p.how for p in the_plan.scenes}
-    if shard is None and any(h == PULL for h in how.values()):
+    if shard is None and any(h == PULL for h in tally.how.values()):
         dvcside.pull_run_cache(repo)
-    feed = Feed(repo, root, settings, backend, how, listener, shard=shard is not None, synced=synced, takes=takes)
+    feed = Feed(repo, root, settings, backend, tally.how, listener, shard=shard is not None, synced=synced, takes=takes)
     try:
-        coming = (SceneResult(f"{p.status.decl.ref.name} scene {p.status.decl.number}", p.status.decl.number,
-                              ok=False) for p in the_plan.to_generate)
+        coming = (SceneResult(f"{name} scene {number}", number, ok=False) for _, name, number in tally.generating)
         result.summary = run_stream(feed.jobs(todo), backend, workers or settings.max_workers, feed.listen,
                                     between=feed.drain, queued=coming)
     finally:
@@ -180,10 +177,10 @@ def _take(result: ReproResult, outcome: Outcome) -> None:
     result.unpushed = outcome.unpushed
 
 
-def _preflight(backend: Backend, root: Path, refs: list[ConceptRef], the_plan: Plan, settings: Settings) -> set[str]:
+def _preflight(backend: Backend, root: Path, refs: list[ConceptRef], tally: Tally, settings: Settings) -> set[str]:
     """Before anything is written: the token, and every job the plan generates against the model's schema, a
     concept at a time. The fingerprints of those jobs (what the journal knows them by)."""
-    wanted = {p.stage for p in the_plan.to_generate}
+    wanted = {address for address, _, _ in tally.generating}
     fingerprints: set[str] = set()
     checked = False
     for ref in refs:
