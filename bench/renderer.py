@@ -73,7 +73,7 @@ def ffmpeg_anchor(tmp: Path, looped: bool) -> list[str]:
     from PIL import ImageFont
 
     from s9.video.caption import caption_overlay
-    from s9.video.encode import AUDIO_BITRATE, X264_OPTIONS
+    from s9.video.encode import AUDIO_BITRATE, AUDIO_OPTIONS, X264_OPTIONS
     from s9.video.motion import ZOOM_END, base_size
 
     font = tmp / "font.ttf"  # the renderer's own caption font (Pillow's bundled Aileron)
@@ -100,4 +100,5 @@ def ffmpeg_anchor(tmp: Path, looped: bool) -> list[str]:
             "-f", "lavfi", "-i", f"aevalsrc=exprs='{chord}|{chord}':s=48000:d=8",
             "-filter_complex", f"{video};{audio}", "-map", "[v]", "-map", "[a]", "-t", "8",
             "-c:v", "libx264", "-preset", X264_OPTIONS["preset"], "-crf", X264_OPTIONS["crf"],
-            "-x264-params", X264_OPTIONS["x264-params"], "-c:a", "aac", "-b:a", str(AUDIO_BITRATE)]
+            "-x264-params", X264_OPTIONS["x264-params"], "-c:a", "aac", "-b:a", str(AUDIO_BITRATE),
+            *(arg for key, value in AUDIO_OPTIONS.items() for arg in (f"-{key}", value))]

@@ -31,7 +31,7 @@ from .audio import SAMPLE_RATE
 from .probe import one_line
 
 # Bump whenever the renderer's output bytes change for the same inputs and libraries.
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3
 
 # x264: "superfast" keeps an 8 s 720p clip well above 4x real time on one core; CRF 23 is x264's default
 # quality. Macroblock-tree rate control (superfast turns it off) cuts the bitrate of a slow push-in about
@@ -43,6 +43,9 @@ X264_OPTIONS = {
     "x264-params": "mbtree=1:rc-lookahead=10:bframes=0:cpu-independent=1",
 }
 AUDIO_BITRATE = 96_000
+# FFmpeg's "fast" AAC coder: a preview's quiet chord does not need the default two-loop search, which took
+# 0.19 s of an 8 s clip's 1.5 s render on one core (fast: 0.08 s, 2 % more bytes).
+AUDIO_OPTIONS = {"aac_coder": "fast"}
 _AUDIO_FRAME = 1024  # the AAC encoder's frame size
 
 # FFmpeg's AV_CPU_FLAG_* baseline per architecture: what every CPU of it has (x86-64: MMX, MMXEXT, SSE,
@@ -153,6 +156,7 @@ def mux_audio(container: av.container.OutputContainer, pcm: np.ndarray) -> None:
     """Encode (2, n) int16 PCM to AAC and mux it; FFmpeg's CPU features must be pinned already."""
     stream = container.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
     stream.bit_rate = AUDIO_BITRATE
+    stream.codec_context.options = dict(AUDIO_OPTIONS)
     # int16 / 32768 is exact in float32: the encoder's input is the integer PCM, bit for bit.
     samples = pcm.astype(np.float32) * np.float32(1 / 32768)
     for start in range(0, samples.shape[1], _AUDIO_FRAME):
