@@ -2,9 +2,10 @@
 
 - throughput: 1,000 scenes at L = 60 s with W = 200 against the fake API's create limit (600/min), as one
   `s9 repro` process: wall / max(ceil(N/W) L, N/10 s + L), requests per clip, failed scenes, 429s;
-- bookkeeping and memory at 100 / 1,000 / 5,000 / 10,000 scenes (L ~ 0, shared renders): `s9 repro` wall time
-  per scene and peak RSS, the first `s9 status` after it (time, RSS) and warm ones, `s9 add` of one more concept,
-  and at the largest size `dvc status` in three layouts (bench/layouts.py);
+- bookkeeping and memory at 100 / 1,000 / 5,000 / 10,000 scenes (L ~ 0, shared renders, the client's pacing
+  raised: `UNPACED`): `s9 repro` wall time per scene and peak RSS, the first `s9 status` after it (time, RSS)
+  and warm ones, `s9 add` of one more concept, and at the largest size `dvc status` in three layouts
+  (bench/layouts.py);
 - against plain `dvc repro` at 100 and 500 scenes (row 3 of the original harness).
 """
 
@@ -21,6 +22,10 @@ from common import DVC, S9, FakeServer, Row, dvc_repo, env, load, make_concept, 
 from layouts import layout
 
 THROTTLE = ("--create-limit", "600", "--create-burst", "10")
+# The L ~ 0 benchmarks measure s9's own bookkeeping, so the client paces as for an account with a far higher
+# limit than the documented 600 creates/min: at that limit 500 scenes take >= 49 s whatever s9 does, and the
+# figure would be the pacer's (the throughput benchmark above is the one run at 600/min).
+UNPACED = {"S9_REPLICATE_CREATES_PER_MINUTE": "60000", "S9_REPLICATE_REQUESTS_PER_MINUTE": "60000"}
 
 
 def _warm_schema(srv: FakeServer, repo: Path, tmp: Path) -> None:
@@ -96,7 +101,8 @@ def bench_bookkeeping(quick: bool) -> list[Row]:
         Row(f"peak RSS of s9 status at {' / '.join(map(str, sizes))} scenes", " / ".join(
             str(f[s]["status_rss_mib"]) for s in sizes), "MiB", f"<= 256 at {big}; {mid}->{big} < 32",
             f[big]["status_rss_mib"] <= 256 and f[big]["status_rss_mib"] - f[mid]["status_rss_mib"] < 32, {}),
-        _ratio_row(f"s9 repro bookkeeping per scene (L~0, -j 5, start-up taken out), {big} / {small} scenes",
+        _ratio_row(f"s9 repro bookkeeping per scene (L~0, -j 5, client pacing raised, start-up taken out), "
+                   f"{big} / {small} scenes",
                    f[big]["per_scene_ms"], f[small]["per_scene_ms"], "~ 1 (constant)", 1.25,
                    {str(s): f"{f[s]['per_scene_ms']} ms" for s in sizes}),
         _ratio_row(f"s9 add of one concept (whole process, side by side), {big} / {small} scenes",
@@ -119,11 +125,11 @@ def bench_bookkeeping(quick: bool) -> list[Row]:
 
 def _one_size(srv: FakeServer, repo: Path, tmp: Path, size: int, took: list[float], runs: int) -> dict:
     before = load()
-    repro, repro_rss = timed([S9, "repro", "-j", "5"], repo, srv.env())  # every scene stale
+    repro, repro_rss = timed([S9, "repro", "-j", "5"], repo, srv.env(**UNPACED))  # every scene stale
     first, first_rss = timed([S9, "status"], repo, env())  # the first call after that repro
     warm = [timed([S9, "status"], repo, env())[0] for _ in range(runs)]
     # Then a repro with nothing to do: start-up and one full check, taken out of the per-scene figure.
-    noop, _ = timed([S9, "repro"], repo, srv.env())
+    noop, _ = timed([S9, "repro"], repo, srv.env(**UNPACED))
     adds = [_add(repo, tmp, f"extra{i}") for i in range(runs)]
     return {
         "repro_s": round(repro, 1), "per_scene_ms": round(1000 * (repro - noop) / size, 1),
@@ -187,11 +193,13 @@ def bench_vs_dvc(quick: bool) -> list[Row]:
     with server(0.0, "--shared-renders") as srv:
         for concepts in sizes:
             with workspace() as tmp:
-                t_s, _ = timed([S9, "repro", "-j", "5"], dvc_repo(tmp / "s9", concepts, "replicate")[0], srv.env())
-                t_d, _ = timed([DVC, "repro"], dvc_repo(tmp / "dvc", concepts, "replicate")[0], srv.env())
+                t_s, _ = timed([S9, "repro", "-j", "5"], dvc_repo(tmp / "s9", concepts, "replicate")[0],
+                               srv.env(**UNPACED))
+                t_d, _ = timed([DVC, "repro"], dvc_repo(tmp / "dvc", concepts, "replicate")[0], srv.env(**UNPACED))
             n = concepts * 5
             target, met = (">= 10", t_d / t_s >= 10) if n == 500 else ("report", None)
-            rows.append(Row(f"speed-up of s9 repro -j 5 over dvc repro, {n} stale scenes, L~0", round(t_d / t_s, 1),
+            name = f"speed-up of s9 repro -j 5 over dvc repro, {n} stale scenes, L~0, client pacing raised (both)"
+            rows.append(Row(name, round(t_d / t_s, 1),
                             "x", target, met, {"dvc_repro_s": round(t_d, 1), "s9_repro_s": round(t_s, 1),
                                                "load": load()}))
     return rows

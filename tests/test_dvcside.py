@@ -127,6 +127,19 @@ def test_load_stages_dep_values_record_dump_and_out_hashes(built: Path, repo) ->
     assert all(file_md5(built / path) == md5 for path, md5 in hashes.items())
 
 
+def test_stage_loader_parses_both_files_once(built: Path, repo) -> None:  # noqa: ANN001
+    load = dvcside.stage_loader(repo, PIPELINE_FILE)
+    lock = built / PIPELINE_FILE.parent / "dvc.lock"
+    recorded = dvcside.load_stages(repo, PIPELINE_FILE, ["p2"])["p2"].outs[0].hash_info.value
+    text = lock.read_text()
+    lock.write_text("stages: [not a lock\n")  # what is on disk now is not read again
+    try:
+        stages = load(["p1", "p2"])
+    finally:
+        lock.write_text(text)
+    assert set(stages) == {"p1", "p2"} and stages["p2"].outs[0].hash_info.value == recorded and recorded
+
+
 def test_dep_values_of_a_missing_frame_is_an_s9_error(built: Path, repo) -> None:  # noqa: ANN001
     (built / FRAME).unlink()
     with pytest.raises(S9Error):

@@ -154,13 +154,15 @@ class Feed:
         decl = concept_decl(root, ref, settings)
         if not self.shard:
             sync_concept(root, self.repo, decl, self.synced or SyncResult(settings), self._base)
-        if self._resolve(decl):
+        load = dvcside.stage_loader(self.repo, ref.dvc_file)  # after the sync: dvc.yaml as it stays
+        if self._resolve(decl, load([INPUTS_STAGE])[INPUTS_STAGE]):
             self.outcome.resolved.append(ref.name)
         decl = concept_decl(root, ref, settings)  # the step-7 file the inputs were resolved from
         status = concept_status(root, settings, decl)
         stale_now = {s.decl.address for s in status.stale_scenes}
         stale = [s for s in decl.scenes if s.address in stale_now or s.address in self.takes]
-        stages = dvcside.load_stages(self.repo, ref.dvc_file, [s.stage for s in stale]) if stale else {}
+        # Their lock entries as parsed before the inputs stage was recorded: recording it changed only its own.
+        stages = load([s.stage for s in stale]) if stale else {}
         opened = _Open(decl, set(), {})
         pending: list[SceneDecl] = []
         for scene in stale:
@@ -228,12 +230,11 @@ class Feed:
         for job, _ in jobs:
             yield job
 
-    def _resolve(self, decl: ConceptDecl) -> bool:
+    def _resolve(self, decl: ConceptDecl, stage: PipelineStage) -> bool:
         """What the `inputs` stage does, in process: write inputs.json and record the stage, when it is stale.
         Its deps are read first and again when recording: a step-7 file edited meanwhile is not recorded. A
         shard writes inputs.json (the scene stages' params are read from it) but records nothing."""
         ref = decl.ref
-        stage = dvcside.load_stages(self.repo, ref.dvc_file, [INPUTS_STAGE])[INPUTS_STAGE]
         before = dvcside.dep_values(stage)
         text = render_inputs(scene_inputs(decl, self.settings))
         current = self.root / ref.inputs_file

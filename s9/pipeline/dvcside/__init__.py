@@ -30,12 +30,12 @@ from .runcache import (
     restore,
     virtual_stage,
 )
-from .stages import dep_values, dump, file_hashes, forget_walked, ignore_remove, load_stages, record
+from .stages import dep_values, dump, file_hashes, forget_walked, ignore_remove, load_stages, record, stage_loader
 
 __all__ = [
     "RemoteFolder", "cached", "default_remote", "dep_values", "dump", "dvc_errors", "edit_yaml", "entry_cached",
     "entry_on_remote", "exp_run", "exp_save", "file_hashes", "forget_walked", "has_local_run_cache",
     "ignore_remove", "load_stages", "local_run_cache_entry", "locked_outs_on_remote", "mute_progress_bars",
     "open_repo", "pipeline_data", "pull_run_cache", "push_scene", "record", "remote_run_cache_entry", "restore",
-    "virtual_stage",
+    "stage_loader", "virtual_stage",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,17 @@ if TYPE_CHECKING:
 
 def load_stages(repo: Repo, dvc_file: Path, names: list[str]) -> dict[str, PipelineStage]:
     """Only the named stages of one pipeline file, each filled from its dvc.lock."""
+    return stage_loader(repo, dvc_file)(names)
+
+
+def stage_loader(repo: Repo, dvc_file: Path) -> Callable[[list[str]], dict[str, PipelineStage]]:
+    """`load_stages` for one pipeline file, its dvc.yaml and dvc.lock parsed now, once (DVC's round-trip YAML
+    parser is most of the cost): each call builds the named stages from that parse. A stage's own lock entry
+    is as it was then; what a stage records is written to the lock file as it is on disk at that time."""
     from dvc.dvcfile import ProjectFile
 
-    loader = ProjectFile(repo, os.path.join(repo.root_dir, dvc_file)).stages
-    return {name: loader[name] for name in names}
+    loader = ProjectFile(repo, os.path.join(repo.root_dir, dvc_file)).stages  # both files are parsed here
+    return lambda names: {name: loader[name] for name in names}
 
 
 def dep_values(stage: PipelineStage) -> dict[str, Any]:
