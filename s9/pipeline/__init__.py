@@ -6,13 +6,14 @@ it), plan (restore, pull or generate, and the cost), run (in parallel under DVC'
 It knows nothing about HTTP or encoding: scenes become jobs through `s9.job` and run through `s9.runner`.
 """
 
-from .check import Reason, SceneStatus, StatusReport, compute_status
+from .check import compute_status
 from .declare import ConceptDecl, SceneDecl, declared, template_text
 from .exp import ExpResult, exp_run
 from .layout import ConceptRef, find_root
 from .plan import Plan, PlannedScene
 from .register import AddResult, RemoveResult, SyncResult, add_concept, remove_concept, sync
 from .run import ReproResult, plan, repro, resolve_stage, run_stage, status
+from .verdict import Reason, SceneStatus, StatusReport
 
 __all__ = [
     "AddResult",

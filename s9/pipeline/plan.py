@@ -17,10 +17,10 @@ from ..errors import InputError
 from ..job import validate_job
 from ..models import get_model
 from ..params import Settings
-from .check import CHECKOUT, ConceptStatus, SceneStatus, StatusReport
-from .check import PULL as PULL_FIX
 from .declare import ConceptDecl, SceneDecl
 from .resolve import images_problem, job_for, scene_inputs
+from .verdict import CHECKOUT, ConceptStatus, SceneStatus, StatusReport
+from .verdict import PULL as PULL_FIX
 
 if TYPE_CHECKING:
     from dvc.repo import Repo

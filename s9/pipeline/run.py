@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..job import Job
 from ..runner import Listener, SceneResult, Summary, check_writable, run_jobs, run_stream
 from . import dvcside
-from .check import REPRO, Reason, StatusReport, compute_status, orphan_pipelines, walk_status
+from .check import compute_status, orphan_pipelines, walk_status
 from .declare import concept_refs, project_settings, root_pipeline_problem
 from .feed import Feed, Outcome
 from .layout import ConceptRef, find_root
@@ -30,6 +30,7 @@ from .record import write_metrics
 from .register import sync_root_locked
 from .resolve import concept_decl, entry_of, job_for, read_inputs, run_resolve
 from .shard import JournalMirror, Shard
+from .verdict import REPRO, Reason, StatusReport
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
