@@ -83,7 +83,7 @@ class Plan:
 
     @property
     def over_budget(self) -> bool:
-        return self.max_spend_usd is not None and self.total_usd > self.max_spend_usd + 1e-9
+        return _over_budget(self.total_usd, self.max_spend_usd)
 
     def budget_error(self) -> InputError:
         return _budget_error(self.total_usd, len(self.to_generate), self.max_spend_usd)
@@ -105,15 +105,14 @@ class Plan:
 @dataclass
 class Tally:
     """What `s9 repro` keeps of its plan while it runs: each stale scene's way, by stage address, the scenes it
-    generates (address and display label), and the totals the budget is checked against. A plan's scenes hold
-    their statuses and declarations, about a kilobyte each: over thousands of scenes, memory that grew with the
-    repository for the whole run."""
+    generates (address, and concept and number for display), and the cost the budget is checked against. A
+    plan's scenes hold their statuses and declarations, about a kilobyte each: over thousands of scenes, memory
+    that grew with the repository for the whole run."""
 
     max_spend_usd: float | None
     how: dict[str, str] = field(default_factory=dict)  # stage address -> generate | restore | pull
     generating: list[tuple[str, str, int]] = field(default_factory=list)  # (address, concept, scene number)
     total_usd: float = 0.0
-    total_seconds: int = 0
 
     def add(self, planned: list[PlannedScene]) -> None:
         for item in planned:
@@ -122,14 +121,17 @@ class Tally:
             if item.generate:
                 self.generating.append((decl.address, decl.ref.name, decl.number))
                 self.total_usd += item.cost_usd
-                self.total_seconds += item.seconds
 
     @property
     def over_budget(self) -> bool:
-        return self.max_spend_usd is not None and self.total_usd > self.max_spend_usd + 1e-9
+        return _over_budget(self.total_usd, self.max_spend_usd)
 
     def budget_error(self) -> InputError:
         return _budget_error(self.total_usd, len(self.generating), self.max_spend_usd)
+
+
+def _over_budget(total_usd: float, max_spend_usd: float | None) -> bool:
+    return max_spend_usd is not None and total_usd > max_spend_usd + 1e-9
 
 
 def _budget_error(total_usd: float, scenes: int, max_spend_usd: float | None) -> InputError:
