@@ -81,9 +81,8 @@ def bench_bookkeeping(quick: bool) -> list[Row]:
         first: Path | None = None
         pair: dict = {}
         for size in sizes:
-            tmp = keep.enter_context(workspace()) if size == sizes[0] else None
             with contextlib.ExitStack() as scoped:
-                tmp = tmp or scoped.enter_context(workspace())
+                tmp = (keep if size == sizes[0] else scoped).enter_context(workspace())
                 repo, took = dvc_repo(tmp, size // 5, "replicate")
                 found[size] = _one_size(srv, repo, tmp, size, took, runs)
                 first = first or repo
