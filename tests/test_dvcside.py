@@ -291,6 +291,28 @@ def test_open_repo_gives_dvcs_state_databases_small_sqlite_caches(built: Path) -
         assert pragmas(plain.state.hashes)[0] == 2**26
 
 
+def test_route_dvc_logs_writes_dvcs_log_lines_through_the_current_stdout() -> None:
+    # A process of its own: DVC's handlers take the real stdout and stderr (fds 1 and 2) when dvc is imported.
+    code = """
+import io, logging, sys
+from s9.pipeline import dvcside
+handlers = [h for h in logging.getLogger("dvc").handlers if isinstance(h, logging.StreamHandler)]
+before = [h.stream for h in handlers]
+real, live = sys.stdout, io.StringIO()  # `live`: what rich's live display puts in sys.stdout while it draws
+restore = dvcside.route_dvc_logs()
+sys.stdout = live
+logging.getLogger("dvc.dvcfile").info("Updating lock file 'x/dvc.lock'")
+sys.stdout = real
+restore()
+assert [h.stream for h in handlers] == before
+logging.getLogger("dvc.dvcfile").info("after")
+sys.stderr.write("live=" + repr(live.getvalue()))
+"""
+    proc = run([str(BIN / "python"), "-c", code], Path.cwd(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "live=\"Updating lock file 'x/dvc.lock'\\n\"" and proc.stdout == "after\n"
+
+
 def test_mute_progress_bars_turns_dvcs_tqdm_off() -> None:
     import io
 

@@ -238,3 +238,29 @@ def test_ctrl_c_during_repro_keeps_every_earlier_clip(built: Path) -> None:
     assert status.returncode == 1
     stale = json.loads(status.stdout)["concepts"]["tiny"]["stale"]
     assert sorted(s["scene"] for s in stale) == [1, 2, 3]
+
+
+@needs_tmux
+def test_dvc_log_lines_during_the_live_display_print_above_it(tmp_path: Path) -> None:
+    """DVC logs "Updating lock file …" when s9 records while scenes are queued or running (its handlers took the
+    real stdout when dvc was imported): those lines go above the display, which leaves nothing behind."""
+    code = (
+        "import logging, time\n"
+        "import dvc  # as in `s9 repro`: the repo is open before the first scene is shown\n"
+        "from s9.cli.output import Progress\n"
+        "from s9.runner import SceneResult\n"
+        "with Progress() as progress:\n"
+        "    queued = [SceneResult(f'tiny scene {n}', n, ok=False) for n in (1, 2)]\n"
+        "    for result in queued:\n"
+        "        progress('phase', result)\n"
+        "    time.sleep(1.0)  # drawn (four refreshes a second)\n"
+        "    for n in range(3):\n"
+        "        logging.getLogger('dvc.dvcfile').info(\"Updating lock file 'pipelines/b1/tiny/dvc.lock'\")\n"
+        "        time.sleep(0.3)\n"
+    )  # and the display ends with the block, as when a run is over
+    with Terminal([sys.executable, "-c", code], tmp_path, term_env(), width=90) as term:
+        term.wait_for(lambda s: BAR in s, what="the live display")
+        code_, screen = term.wait_exit()
+    assert code_ == 0, screen
+    assert screen.count("Updating lock file 'pipelines/b1/tiny/dvc.lock'") == 3, screen
+    assert_clean(screen, 90)

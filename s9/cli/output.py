@@ -107,10 +107,12 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.live_wanted:
             # DVC's own bars (scenes recorded, restored or pushed while others run, or just after) would tear
-            # through this display and leave debris on the screen: s9's display is the one progress shown.
-            from ..pipeline.dvcside import mute_progress_bars
+            # through this display and leave debris on the screen: s9's display is the one progress shown. Its
+            # log lines are printed above the display, as s9's own are.
+            from ..pipeline.dvcside import mute_progress_bars, route_dvc_logs
 
-            self.unmute = mute_progress_bars()
+            unmute, unroute = mute_progress_bars(), route_dvc_logs()
+            self.unmute = lambda: (unroute(), unmute())
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,7 +19,7 @@ from .remote import (
     push_scene,
     remote_run_cache_entry,
 )
-from .repo import dvc_errors, edit_yaml, exp_run, exp_save, mute_progress_bars, open_repo
+from .repo import dvc_errors, edit_yaml, exp_run, exp_save, mute_progress_bars, open_repo, route_dvc_logs
 from .runcache import (
     cached,
     entry_cached,
@@ -37,5 +37,5 @@ __all__ = [
     "entry_on_remote", "exp_run", "exp_save", "file_hashes", "forget_walked", "has_local_run_cache",
     "ignore_remove", "load_stages", "local_run_cache_entry", "locked_outs_on_remote", "mute_progress_bars",
     "open_repo", "pipeline_data", "pull_run_cache", "push_scene", "record", "remote_run_cache_entry", "restore",
-    "stage_loader", "virtual_stage",
+    "route_dvc_logs", "stage_loader", "virtual_stage",
 ]

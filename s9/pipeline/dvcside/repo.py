@@ -7,6 +7,7 @@ import contextlib
 import functools
 import os
 import re
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,49 @@ def mute_progress_bars() -> Callable[[], None]:
             logger.setLevel(level)
 
     return unmute
+
+
+class _CurrentStream:
+    """Writes to whatever `sys.stdout` / `sys.stderr` is at the moment: rich's live display swaps in its own
+    while it draws, so what is written through it lands above the display instead of through it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+    def isatty(self) -> bool:
+        return getattr(sys, self.name).isatty()
+
+
+def route_dvc_logs() -> Callable[[], None]:
+    """DVC's log lines ("Updating lock file ...") through the current `sys.stdout` / `sys.stderr` rather than
+    the streams DVC's handlers took when `dvc` was imported, which bypass a live display and tear it; returns
+    what puts the handlers back."""
+    import logging
+
+    import dvc  # noqa: F401 - importing it installs the handlers (`dvc.logger.setup()`), if not done yet
+
+    moved = []
+    for handler in logging.getLogger("dvc").handlers:
+        if not isinstance(handler, logging.StreamHandler):
+            continue
+        try:
+            name = {1: "stdout", 2: "stderr"}.get(handler.stream.fileno())
+        except (AttributeError, OSError, ValueError):  # not a stream on a file descriptor
+            continue
+        if name is not None:
+            moved.append((handler, handler.setStream(_CurrentStream(name))))
+
+    def restore() -> None:
+        for handler, stream in moved:
+            handler.setStream(stream)
+
+    return restore
 
 
 @contextlib.contextmanager
