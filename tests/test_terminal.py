@@ -264,3 +264,49 @@ def test_dvc_log_lines_during_the_live_display_print_above_it(tmp_path: Path) ->
     assert code_ == 0, screen
     assert screen.count("Updating lock file 'pipelines/b1/tiny/dvc.lock'") == 3, screen
     assert_clean(screen, 90)
+
+
+@needs_tmux
+def test_lines_from_many_threads_all_stay_above_the_live_display(tmp_path: Path) -> None:
+    """Eight workers finish 120 scenes while the display keeps changing its number of rows, and DVC logs lines
+    from another thread: every line stays on the screen once, and nothing of the display stays behind (rich
+    drew a line's copy of the display outside its lock, so a redraw in between erased a line above)."""
+    code = (
+        "import logging, random, sys, threading, time\n"
+        "import dvc\n"
+        "from s9.cli.output import Progress\n"
+        "from s9.runner import FAILED, RUNNING, SUBMITTED, SceneResult\n"
+        "results = [SceneResult(f'c scene {n}', n, ok=False) for n in range(1, 121)]\n"
+        "with Progress() as progress:\n"
+        "    for result in results:\n"
+        "        progress('phase', result)\n"
+        "    todo = iter(results)\n"
+        "    lock = threading.Lock()\n"
+        "    def work():\n"
+        "        while True:\n"
+        "            with lock:\n"
+        "                result = next(todo, None)\n"
+        "            if result is None:\n"
+        "                return\n"
+        "            for phase in (SUBMITTED, RUNNING):\n"
+        "                result.phase, result.started = phase, time.monotonic()\n"
+        "                progress('phase', result)\n"
+        "                time.sleep(random.random() * 0.02)\n"
+        "            result.phase, result.error = FAILED, f'boom {result.scene_number}'\n"
+        "            progress('done', result)\n"
+        "            if result.scene_number % 4 == 0:\n"
+        "                logging.getLogger('dvc.dvcfile').info(f'Updating lock file {result.scene_number}')\n"
+        "    workers = [threading.Thread(target=work) for _ in range(8)]\n"
+        "    for worker in workers:\n"
+        "        worker.start()\n"
+        "    for worker in workers:\n"
+        "        worker.join()\n"
+    )
+    with Terminal([sys.executable, "-c", code], tmp_path, term_env(), width=90, height=30) as term:
+        code_, screen = term.wait_exit()
+    assert code_ == 0, screen
+    assert_clean(screen, 90)
+    failed = [int(n) for n in re.findall(r"^\[c\] ✗ Scene (\d+) failed: boom \1$", screen, re.M)]
+    assert sorted(failed) == list(range(1, 121)), screen
+    logged = [int(n) for n in re.findall(r"^Updating lock file (\d+)$", screen, re.M)]
+    assert sorted(logged) == list(range(4, 121, 4)), screen

@@ -99,7 +99,7 @@ class Progress:
         self.title = title
         self.live_wanted = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" if live is None else live
         self.display = Display(title)
-        self.live: Any = None
+        self.live = False  # the display is up
         self.unmute: Any = None
         self.pending_warnings: list[Job] = []
         self.lock = threading.Lock()
@@ -123,24 +123,15 @@ class Progress:
 
     def _start(self) -> None:
         with self.lock:
-            if self.live is not None or not self.live_wanted:
-                return
-            from rich.console import Console
-            from rich.live import Live
-
-            console = Console(stderr=True)
-            # transient: the display leaves no trace; what stays on screen is the scene lines printed above it.
-            self.live = Live(self.display, console=console, refresh_per_second=4, transient=True,
-                             redirect_stdout=sys.stdout.isatty(), redirect_stderr=True)
-            self.live.start()
-            SCREEN.console = console
+            if self.live_wanted and not self.live:
+                SCREEN.show(self.display)
+                self.live = True
 
     def stop(self) -> None:
         with self.lock:
-            if self.live is not None:
-                SCREEN.console = None
-                self.live.stop()
-                self.live = None
+            if self.live:
+                SCREEN.hide()
+                self.live = False
 
     def __call__(self, kind: str, result: SceneResult) -> None:
         if kind == "phase" and result.phase == QUEUED and result.job is not None:

@@ -1,8 +1,9 @@
 """Where a command's lines go, and the live progress display on a terminal.
 
 One rich console draws the live display (on stderr) and prints every line that appears while it is up, so a
-finished scene's line lands above the display instead of gluing onto a frozen copy of it. Without a terminal
-nothing live is drawn: plain lines only, the same words.
+finished scene's line lands above the display instead of gluing onto a frozen copy of it. One writer at a time
+(`Screen.lock`): a line, a redraw, the display's removal. Without a terminal nothing live is drawn: plain
+lines only, the same words.
 """
 
 from __future__ import annotations
@@ -24,11 +25,61 @@ MAX_ROWS = 12
 
 class Screen:
     """Prints lines: through the live display's console while one is up; through a rich console of its own on a
-    terminal (it wraps at spaces, and breaks an over-long path after a '/', never mid-name); plain otherwise."""
+    terminal (it wraps at spaces, and breaks an over-long path after a '/', never mid-name); plain otherwise.
+    Draws the live display (`show`, `hide`)."""
 
     def __init__(self) -> None:
         self.console: Any = None  # rich.console.Console of the live display, while it is up
         self._own: dict[bool, Any] = {}
+        # rich's Live erases its last drawing before each line printed above it, but renders the display anew
+        # for that line outside its own lock: a redraw from its refresh thread in between (with another number
+        # of rows) made the erase take a scene line above with it, or leave a row of the display behind. So
+        # every write to the screen (a line, a redraw, the removal) holds this lock from start to end.
+        self.lock = threading.RLock()
+        self._live: Any = None
+        self._stop: threading.Event | None = None
+        self._streams: tuple[Any, Any] | None = None
+
+    def show(self, renderable: Any) -> None:
+        """`renderable` drawn live on stderr, redrawn four times a second, until `hide`. Lines printed meanwhile,
+        and whatever is written to `sys.stdout` (when it is the terminal too) and `sys.stderr`, go above it."""
+        from rich.console import Console
+        from rich.live import Live
+
+        with self.lock:
+            if self._live is not None:
+                return
+            console = Console(stderr=True)
+            # transient: the display leaves no trace; what stays on the screen is the lines printed above it.
+            live = Live(renderable, console=console, auto_refresh=False, transient=True)
+            live.start()
+            self._live, self.console, self._stop = live, console, threading.Event()
+            self._streams = sys.stdout, sys.stderr
+            sys.stderr = _Above(self, sys.stderr)
+            if sys.stdout.isatty():
+                sys.stdout = _Above(self, sys.stdout)
+            threading.Thread(target=self._redraw, args=(live, self._stop), name="s9-screen", daemon=True).start()
+
+    def _redraw(self, live: Any, stop: threading.Event) -> None:
+        while not stop.wait(0.25):
+            with self.lock:
+                if stop.is_set():  # hidden while this thread waited for the lock
+                    return
+                live.refresh()
+
+    def hide(self) -> None:
+        """The live display gone from the screen, and `sys.stdout` / `sys.stderr` what they were."""
+        with self.lock:
+            if self._live is None:
+                return
+            assert self._stop is not None and self._streams is not None
+            self._stop.set()
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, _Above):
+                    stream.flush()
+            sys.stdout, sys.stderr = self._streams
+            live, self._live, self.console = self._live, None, None
+            live.stop()
 
     def _console(self, err: bool) -> Any:
         # A line meant for stdout goes through the display only when stdout is that same screen; redirected
@@ -44,14 +95,58 @@ class Screen:
         return self._own[err]
 
     def line(self, text: str, color: str | None = None, err: bool = False) -> None:
-        console = self._console(err)
-        if console is None:
-            click.secho(text, fg=color, err=err)
+        with self.lock:
+            console = self._console(err)
+            if console is None:
+                click.secho(text, fg=color, err=err)
+                return
+            from rich.text import Text
+
+            text = " ".join(fold_path(word, console.width) for word in text.split(" "))
+            console.print(Text(text, style=color or ""), highlight=False)
+
+
+class _Above:
+    """Stands in for `sys.stdout` / `sys.stderr` while the live display is up: each whole line written to it is
+    printed above the display, under the screen's lock (DVC's log lines come this way)."""
+
+    def __init__(self, screen: Screen, original: Any) -> None:
+        self._screen = screen
+        self._original = original
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        with self._screen.lock:
+            self._pending += text
+            if "\n" in self._pending:
+                lines, _, self._pending = self._pending.rpartition("\n")
+                self._print(lines)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._screen.lock:
+            if self._pending:
+                lines, self._pending = self._pending, ""
+                self._print(lines)
+
+    def _print(self, lines: str) -> None:
+        console = self._screen.console
+        if console is None:  # the display went while a thread held on to this stream
+            self._original.write(lines + "\n")
             return
+        from rich.ansi import AnsiDecoder
         from rich.text import Text
 
-        text = " ".join(fold_path(word, console.width) for word in text.split(" "))
-        console.print(Text(text, style=color or ""), highlight=False)
+        console.print(Text("\n").join(AnsiDecoder().decode(lines)), highlight=False)
+
+    def isatty(self) -> bool:
+        return self._original.isatty()
+
+    def fileno(self) -> int:
+        return self._original.fileno()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, errors, buffer...: the real stream's
+        return getattr(self._original, name)
 
 
 SCREEN = Screen()
