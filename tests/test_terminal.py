@@ -310,3 +310,23 @@ def test_lines_from_many_threads_all_stay_above_the_live_display(tmp_path: Path)
     assert sorted(failed) == list(range(1, 121)), screen
     logged = [int(n) for n in re.findall(r"^Updating lock file (\d+)$", screen, re.M)]
     assert sorted(logged) == list(range(4, 121, 4)), screen
+
+
+def test_the_display_stands_in_for_stderr_and_puts_it_back(capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    from s9.cli.screen import SCREEN
+
+    before = sys.stdout, sys.stderr
+    SCREEN.show(Text("the display"))
+    try:
+        assert sys.stderr is not before[1]
+        assert Console(stderr=True).file is before[1]  # rich writes to the real stream, not back into the stand-in
+        print("a line from elsewhere", file=sys.stderr, end="")
+        print(" ends here", file=sys.stderr)
+        print("half a line", file=sys.stderr, end="")
+    finally:
+        SCREEN.hide()
+    assert (sys.stdout, sys.stderr) == before
+    assert capsys.readouterr().err.splitlines() == ["a line from elsewhere ends here", "half a line"]

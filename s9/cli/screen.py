@@ -51,7 +51,8 @@ class Screen:
                 return
             console = Console(stderr=True)
             # transient: the display leaves no trace; what stays on the screen is the lines printed above it.
-            live = Live(renderable, console=console, auto_refresh=False, transient=True)
+            live = Live(renderable, console=console, auto_refresh=False, transient=True, redirect_stdout=False,
+                        redirect_stderr=False)  # s9 stands in for the streams itself (`_Above`)
             live.start()
             self._live, self.console, self._stop = live, console, threading.Event()
             self._streams = sys.stdout, sys.stderr
@@ -138,6 +139,12 @@ class _Above:
         from rich.text import Text
 
         console.print(Text("\n").join(AnsiDecoder().decode(lines)), highlight=False)
+
+    @property
+    def rich_proxied_file(self) -> Any:
+        """The real stream: where a rich console that finds this one in `sys.stderr` writes (rich's own convention
+        for its stand-ins), not back into it."""
+        return self._original
 
     def isatty(self) -> bool:
         return self._original.isatty()
