@@ -35,12 +35,15 @@ class Pacer:
     def per_minute(self) -> float:
         return 60.0 / self.interval
 
-    def _reserve(self) -> float:
-        """The time this caller may send at; the slot is taken."""
+    def _reserve(self, give_up: float | None = None) -> float | None:
+        """The time this caller may send at, and the slot taken; None, and nothing taken, when that is after
+        `give_up` (a caller that gives up holds no slot the others then wait behind)."""
         with self._lock:
             now = self.clock()
             tolerance = (self.burst - 1) * self.interval
             slot = max(now, self._tat - tolerance, self._paused_until)
+            if give_up is not None and slot > give_up:
+                return None
             self._tat = max(self._tat, slot) + self.interval
             return slot
 
@@ -49,8 +52,8 @@ class Pacer:
         started = self.clock()
         give_up = None if timeout is None else started + timeout
         while True:
-            slot = self._reserve()
-            if give_up is not None and slot > give_up:
+            slot = self._reserve(give_up)
+            if slot is None:
                 return False
             delay = slot - self.clock()
             if delay > 0:
