@@ -236,7 +236,7 @@ def test_timeout_cancels_through_the_api(server: FakeReplicate, workdir: Path) -
     t0 = time.monotonic()
     with pytest.raises(GenerationError, match=r"^timed out after 1.5 s; prediction (\w+) was canceled$") as err:
         run_job(job, backend(s))
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 15  # the 1.5 s timeout, not the 30 s prediction
     [record] = server.predictions()
     assert record["id"] in str(err.value) and record["status"] == "canceled"
     assert record["prefer"] == "wait=1"  # never held past the timeout (whole seconds: the header takes ints)
