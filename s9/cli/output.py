@@ -99,7 +99,6 @@ class Progress:
         self.title = title
         self.live_wanted = sys.stderr.isatty() and os.environ.get("TERM") != "dumb" if live is None else live
         self.display = Display(title)
-        self.live = False  # the display is up
         self.unmute: Any = None
         self.pending_warnings: list[Job] = []
         self.lock = threading.Lock()
@@ -122,16 +121,12 @@ class Progress:
             self.unmute = None
 
     def _start(self) -> None:
-        with self.lock:
-            if self.live_wanted and not self.live:
-                SCREEN.show(self.display)
-                self.live = True
+        if self.live_wanted:
+            SCREEN.show(self.display)  # once: the screen knows whether it is up
 
     def stop(self) -> None:
-        with self.lock:
-            if self.live:
-                SCREEN.hide()
-                self.live = False
+        if self.live_wanted:
+            SCREEN.hide()
 
     def __call__(self, kind: str, result: SceneResult) -> None:
         if kind == "phase" and result.phase == QUEUED and result.job is not None:

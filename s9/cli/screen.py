@@ -43,12 +43,12 @@ class Screen:
     def show(self, renderable: Any) -> None:
         """`renderable` drawn live on stderr, redrawn four times a second, until `hide`. Lines printed meanwhile,
         and whatever is written to `sys.stdout` (when it is the terminal too) and `sys.stderr`, go above it."""
-        from rich.console import Console
-        from rich.live import Live
-
         with self.lock:
             if self._live is not None:
                 return
+            from rich.console import Console
+            from rich.live import Live
+
             console = Console(stderr=True)
             # transient: the display leaves no trace; what stays on the screen is the lines printed above it.
             live = Live(renderable, console=console, auto_refresh=False, transient=True, redirect_stdout=False,
